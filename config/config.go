@@ -1,0 +1,411 @@
+// Package config loads, defaults and validates tenantdrift's configuration.
+//
+// A configuration file is optional YAML. Decoding is strict: an unknown key,
+// a wrong type or a bad value is a Problem naming its key path and line, and
+// Load reports every problem at once. Scalars may reference the environment
+// as ${VAR} or ${VAR:-default}; secrets can also be read from files with the
+// *_file keys. Code downstream accepts only a *Config returned by Load or
+// Default, which is always valid.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Environment variables read by Load.
+const (
+	EnvConfig      = "TENANTDRIFT_CONFIG"
+	EnvLandlordDSN = "TENANTDRIFT_LANDLORD_DSN"
+)
+
+// Presets of the registry layout.
+const (
+	PresetLaravel = "laravel"
+	PresetStancl  = "stancl"
+	PresetSpatie  = "spatie"
+	PresetCustom  = "custom"
+)
+
+// Severities, from most to least severe.
+const (
+	SeverityCritical = "critical"
+	SeverityWarning  = "warning"
+	SeverityInfo     = "info"
+)
+
+// Names of the built-in check kinds.
+const (
+	CheckRegistryMissing   = "registry_missing"
+	CheckRegistryOrphan    = "registry_orphan"
+	CheckRegistryDuplicate = "registry_duplicate"
+	CheckFieldMismatch     = "field_mismatch"
+	CheckProvisioningStuck = "provisioning_stuck"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	Landlord Landlord `yaml:"landlord"`
+	Registry Registry `yaml:"registry"`
+	Checks   Checks   `yaml:"checks"`
+
+	file  string
+	lines map[string]int
+}
+
+// Landlord is the central database that holds the tenant registry.
+type Landlord struct {
+	// DSN is a PostgreSQL URL or keyword/value string. It usually carries a
+	// password, so it is a Secret.
+	DSN     Secret `yaml:"dsn"`
+	DSNFile string `yaml:"dsn_file"`
+	// ConnectTimeout bounds connecting to the landlord.
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+	// StatementTimeout is set as the session's statement_timeout.
+	StatementTimeout Duration `yaml:"statement_timeout"`
+}
+
+// Registry describes where and how the landlord keeps its tenants.
+type Registry struct {
+	// Preset is laravel (default), stancl, spatie or custom.
+	Preset string `yaml:"preset"`
+	// Schema holds the tables of the presets (default public).
+	Schema string `yaml:"schema"`
+	// TenantsTable and DatabasesTable name the presets' tables.
+	TenantsTable   string `yaml:"tenants_table"`
+	DatabasesTable string `yaml:"databases_table"`
+	// TenantsQuery and DatabasesQuery are the custom preset's two queries.
+	TenantsQuery   string `yaml:"tenants_query"`
+	DatabasesQuery string `yaml:"databases_query"`
+	// DatabasePrefix and DatabaseSuffix build stancl's default database
+	// name (prefix + tenant id + suffix) when tenancy_db_name is unset.
+	DatabasePrefix string `yaml:"database_prefix"`
+	DatabaseSuffix string `yaml:"database_suffix"`
+	// Host, Port and Driver fill in tenant databases whose layout does not
+	// store them (stancl, spatie).
+	Host   string `yaml:"host"`
+	Port   int    `yaml:"port"`
+	Driver string `yaml:"driver"`
+	// GracePeriod keeps tenants younger than it out of registry_missing and
+	// field_mismatch: provisioning writes the two rows seconds apart.
+	GracePeriod Duration `yaml:"grace_period"`
+	// ExcludedStatuses leaves tenants in these statuses out of every check.
+	ExcludedStatuses []string `yaml:"excluded_statuses"`
+	// TimeZone is the zone the landlord's timestamps without time zone are
+	// written in (Laravel's app.timezone, default UTC).
+	TimeZone string `yaml:"time_zone"`
+}
+
+// Check holds the settings every check kind shares.
+type Check struct {
+	Enabled  *bool    `yaml:"enabled"`
+	Severity string   `yaml:"severity"`
+	Timeout  Duration `yaml:"timeout"`
+}
+
+// IsEnabled reports whether the check runs (checks run unless disabled).
+func (c Check) IsEnabled() bool { return c.Enabled == nil || *c.Enabled }
+
+// FieldMismatch configures the field_mismatch check.
+type FieldMismatch struct {
+	Check  `yaml:",inline"`
+	Fields []string `yaml:"fields"`
+}
+
+// ProvisioningStuck configures the provisioning_stuck check.
+type ProvisioningStuck struct {
+	Check     `yaml:",inline"`
+	Statuses  []string `yaml:"statuses"`
+	Threshold Duration `yaml:"threshold"`
+}
+
+// Checks configures each built-in check kind.
+type Checks struct {
+	RegistryMissing   Check             `yaml:"registry_missing"`
+	RegistryOrphan    Check             `yaml:"registry_orphan"`
+	RegistryDuplicate Check             `yaml:"registry_duplicate"`
+	FieldMismatch     FieldMismatch     `yaml:"field_mismatch"`
+	ProvisioningStuck ProvisioningStuck `yaml:"provisioning_stuck"`
+}
+
+// ByName returns the shared settings of every check kind, keyed by name.
+func (c *Checks) ByName() map[string]Check {
+	return map[string]Check{
+		CheckRegistryMissing:   c.RegistryMissing,
+		CheckRegistryOrphan:    c.RegistryOrphan,
+		CheckRegistryDuplicate: c.RegistryDuplicate,
+		CheckFieldMismatch:     c.FieldMismatch.Check,
+		CheckProvisioningStuck: c.ProvisioningStuck.Check,
+	}
+}
+
+// CheckNames lists the built-in check kinds in their report order.
+func CheckNames() []string {
+	return []string{CheckRegistryMissing, CheckRegistryOrphan, CheckRegistryDuplicate, CheckFieldMismatch, CheckProvisioningStuck}
+}
+
+// Default returns the configuration used when no file is given. Its landlord
+// DSN is empty: Load fills it from the environment.
+func Default() *Config {
+	return &Config{
+		Landlord: Landlord{
+			ConnectTimeout:   Duration(10 * time.Second),
+			StatementTimeout: Duration(60 * time.Second),
+		},
+		Registry: Registry{
+			Preset:           PresetLaravel,
+			Schema:           "public",
+			TenantsTable:     "tenants",
+			DatabasesTable:   "tenant_databases",
+			DatabasePrefix:   "tenant",
+			Port:             5432,
+			Driver:           "pgsql",
+			GracePeriod:      Duration(15 * time.Minute),
+			ExcludedStatuses: []string{},
+			TimeZone:         "UTC",
+		},
+		Checks: Checks{
+			RegistryMissing:   Check{Severity: SeverityCritical, Timeout: Duration(time.Minute)},
+			RegistryOrphan:    Check{Severity: SeverityWarning, Timeout: Duration(time.Minute)},
+			RegistryDuplicate: Check{Severity: SeverityCritical, Timeout: Duration(time.Minute)},
+			FieldMismatch: FieldMismatch{
+				Check:  Check{Severity: SeverityWarning, Timeout: Duration(time.Minute)},
+				Fields: []string{"slug", "database_name"},
+			},
+			ProvisioningStuck: ProvisioningStuck{
+				Check:     Check{Severity: SeverityWarning, Timeout: Duration(time.Minute)},
+				Statuses:  []string{"provisioning"},
+				Threshold: Duration(30 * time.Minute),
+			},
+		},
+		lines: map[string]int{},
+	}
+}
+
+// Options tell Load where to read from. The zero value reads no file and
+// takes the environment from the process.
+type Options struct {
+	// File is the config file; empty means TENANTDRIFT_CONFIG, and if that
+	// is empty too, no file (defaults and environment only).
+	File string
+	// LookupEnv replaces os.LookupEnv, for tests.
+	LookupEnv func(string) (string, bool)
+	// RequireLandlord makes a missing landlord DSN a problem.
+	RequireLandlord bool
+}
+
+// Error is every problem Load found, in file order.
+type Error struct {
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	msgs := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		msgs[i] = p.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Load reads, interpolates, decodes and validates the configuration. On
+// failure it returns an *Error listing every problem found; it reads the
+// file at most once and never returns a partially valid Config.
+func Load(opts Options) (*Config, error) {
+	lookup := opts.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	cfg := Default()
+	file := opts.File
+	if file == "" {
+		file, _ = lookup(EnvConfig)
+	}
+	d := &decoder{file: file, getenv: lookup, lines: cfg.lines}
+	if file != "" {
+		cfg.file = file
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, &Error{Problems: []Problem{{File: file, Msg: "cannot read config file: " + describeFileErr(err)}}}
+		}
+		d.decodeDocument(data, cfg)
+	}
+	if d.syntax {
+		return nil, &Error{Problems: d.problems}
+	}
+	// Validate even after decode problems, so every problem is reported at
+	// once; a value that failed to decode keeps its (valid) default.
+	problems := append(d.problems, cfg.resolveSecrets(lookup)...)
+	problems = append(problems, cfg.validate(opts.RequireLandlord)...)
+	slices.SortStableFunc(problems, func(a, b Problem) int { return a.Line - b.Line })
+	if len(problems) > 0 {
+		return nil, &Error{Problems: problems}
+	}
+	return cfg, nil
+}
+
+func describeFileErr(err error) string {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "no such file"
+	case errors.Is(err, os.ErrPermission):
+		return "permission denied"
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+func (d *decoder) decodeDocument(data []byte, cfg *Config) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return
+	}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+		return
+	} else if err != nil {
+		d.syntax = true
+		d.problems = append(d.problems, Problem{File: d.file, Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")})
+		return
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		d.syntax = true
+		d.problems = append(d.problems, Problem{File: d.file, Line: extra.Line, Msg: "more than one YAML document; put everything in one"})
+		return
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return
+	}
+	root := doc.Content[0]
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return
+	}
+	d.decode(root, reflect.ValueOf(cfg).Elem(), "")
+}
+
+func (c *Config) problem(path, format string, args ...any) Problem {
+	return Problem{File: c.file, Line: c.lines[path], Path: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+// resolveSecrets reads *_file references and the environment fallback.
+func (c *Config) resolveSecrets(lookup func(string) (string, bool)) []Problem {
+	var out []Problem
+	if c.Landlord.DSNFile != "" {
+		if c.Landlord.DSN != "" {
+			out = append(out, c.problem("landlord.dsn_file", "set either landlord.dsn or landlord.dsn_file, not both"))
+		} else if s, err := readSecretFile(c.Landlord.DSNFile); err != nil {
+			out = append(out, c.problem("landlord.dsn_file", "cannot read %s: %s", c.Landlord.DSNFile, describeFileErr(err)))
+		} else {
+			c.Landlord.DSN = Secret(s)
+		}
+	}
+	if c.Landlord.DSN == "" {
+		if v, ok := lookup(EnvLandlordDSN); ok {
+			c.Landlord.DSN = Secret(strings.TrimSpace(v))
+		}
+	}
+	return out
+}
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func validSeverity(s string) bool {
+	return s == SeverityCritical || s == SeverityWarning || s == SeverityInfo
+}
+
+func (c *Config) validate(requireLandlord bool) []Problem {
+	var out []Problem
+	add := func(path, format string, args ...any) { out = append(out, c.problem(path, format, args...)) }
+
+	if requireLandlord && c.Landlord.DSN == "" {
+		add("landlord.dsn", "no landlord database given: set %s or landlord.dsn (or landlord.dsn_file) in a config file", EnvLandlordDSN)
+	}
+	if c.Landlord.ConnectTimeout <= 0 {
+		add("landlord.connect_timeout", "must be positive")
+	}
+	if c.Landlord.StatementTimeout < 0 {
+		add("landlord.statement_timeout", "must not be negative")
+	}
+
+	r := &c.Registry
+	switch r.Preset {
+	case PresetLaravel, PresetStancl, PresetSpatie:
+		if strings.TrimSpace(r.TenantsQuery) != "" || strings.TrimSpace(r.DatabasesQuery) != "" {
+			add("registry.tenants_query", "tenants_query and databases_query are only used with preset custom (preset is %s)", r.Preset)
+		}
+		for _, k := range []struct{ path, v string }{
+			{"registry.schema", r.Schema}, {"registry.tenants_table", r.TenantsTable}, {"registry.databases_table", r.DatabasesTable},
+		} {
+			if k.v == "" {
+				add(k.path, "must not be empty")
+			}
+		}
+	case PresetCustom:
+		if strings.TrimSpace(r.TenantsQuery) == "" {
+			add("registry.tenants_query", "preset custom needs a query returning id, slug, name, status, database_name, created_at")
+		}
+		if strings.TrimSpace(r.DatabasesQuery) == "" {
+			add("registry.databases_query", "preset custom needs a query returning id, tenant_id, slug, database_name, host, port, username, password, driver, status, created_at, connection_config")
+		}
+	default:
+		add("registry.preset", "unknown preset %q (use laravel, stancl, spatie or custom)", r.Preset)
+	}
+	if r.Port < 1 || r.Port > 65535 {
+		add("registry.port", "must be a TCP port (1-65535), got %d", r.Port)
+	}
+	if r.GracePeriod < 0 {
+		add("registry.grace_period", "must not be negative")
+	}
+	if _, err := time.LoadLocation(r.TimeZone); err != nil || r.TimeZone == "" {
+		add("registry.time_zone", "unknown time zone %q", r.TimeZone)
+	}
+
+	byName := c.Checks.ByName()
+	for _, name := range CheckNames() {
+		ch := byName[name]
+		p := "checks." + name
+		if !validSeverity(ch.Severity) {
+			add(p+".severity", "unknown severity %q (use critical, warning or info)", ch.Severity)
+		}
+		if ch.Timeout <= 0 {
+			add(p+".timeout", "must be positive")
+		}
+	}
+	fm := c.Checks.FieldMismatch
+	if fm.IsEnabled() && len(fm.Fields) == 0 {
+		add("checks.field_mismatch.fields", "list at least one field to compare, or disable the check")
+	}
+	for i, f := range fm.Fields {
+		if !identRE.MatchString(f) {
+			add(fmt.Sprintf("checks.field_mismatch.fields[%d]", i), "%q is not a column name", f)
+		}
+		if slices.Contains(fm.Fields[:i], f) {
+			add(fmt.Sprintf("checks.field_mismatch.fields[%d]", i), "%q is listed twice", f)
+		}
+	}
+	ps := c.Checks.ProvisioningStuck
+	if ps.IsEnabled() && len(ps.Statuses) == 0 {
+		add("checks.provisioning_stuck.statuses", "list at least one provisioning status, or disable the check")
+	}
+	if ps.Threshold <= 0 {
+		add("checks.provisioning_stuck.threshold", "must be positive")
+	}
+	slices.SortStableFunc(out, func(a, b Problem) int { return a.Line - b.Line })
+	return out
+}
+
+// File returns the path the configuration was read from, or "".
+func (c *Config) File() string { return c.file }

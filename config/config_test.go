@@ -1,0 +1,217 @@
+package config_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenantdrift/tenantdrift/config"
+)
+
+// env returns a LookupEnv over a fixed map, so tests never read the real
+// environment.
+func env(kv map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := kv[k]
+		return v, ok
+	}
+}
+
+func load(t *testing.T, file string, kv map[string]string) (*config.Config, error) {
+	t.Helper()
+	return config.Load(config.Options{File: file, LookupEnv: env(kv), RequireLandlord: true})
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "tenantdrift.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
+	return p
+}
+
+func TestDefaultsWithoutFile(t *testing.T) {
+	cfg, err := load(t, "", map[string]string{config.EnvLandlordDSN: "postgres://u:pw@db/landlord"})
+	require.NoError(t, err)
+	assert.Equal(t, "postgres://u:pw@db/landlord", cfg.Landlord.DSN.Reveal())
+	assert.Equal(t, config.PresetLaravel, cfg.Registry.Preset)
+	assert.Equal(t, 15*time.Minute, cfg.Registry.GracePeriod.D())
+	assert.Equal(t, []string{"slug", "database_name"}, cfg.Checks.FieldMismatch.Fields)
+	assert.Equal(t, 30*time.Minute, cfg.Checks.ProvisioningStuck.Threshold.D())
+	assert.Equal(t, "critical", cfg.Checks.RegistryMissing.Severity)
+	assert.True(t, cfg.Checks.RegistryOrphan.IsEnabled())
+}
+
+func TestMissingLandlord(t *testing.T) {
+	_, err := load(t, "", nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "landlord.dsn: no landlord database given: set TENANTDRIFT_LANDLORD_DSN")
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := load(t, "tenantdrift.example.yaml", map[string]string{config.EnvLandlordDSN: "postgres://localhost/landlord"})
+	require.NoError(t, err)
+	// The example documents the defaults: loading it changes nothing.
+	def := config.Default()
+	assert.Equal(t, def.Registry, cfg.Registry)
+	assert.Equal(t, def.Checks.FieldMismatch.Fields, cfg.Checks.FieldMismatch.Fields)
+	for name, c := range cfg.Checks.ByName() {
+		d := def.Checks.ByName()[name]
+		assert.Equal(t, d.Severity, c.Severity, name)
+		assert.Equal(t, d.Timeout, c.Timeout, name)
+		assert.True(t, c.IsEnabled(), name)
+	}
+}
+
+func TestEnvironmentInterpolation(t *testing.T) {
+	p := writeFile(t, `
+landlord:
+  dsn: postgres://tenantdrift:${PGPASS}@${PGHOST:-localhost}:5432/landlord
+registry:
+  excluded_statuses: ["${SKIP}", "literal $$ sign"]
+checks:
+  registry_missing:
+    severity: ${SEV:-critical}
+`)
+	cfg, err := load(t, p, map[string]string{"PGPASS": "s3cr:t", "SKIP": "suspended"})
+	require.NoError(t, err)
+	assert.Equal(t, "postgres://tenantdrift:s3cr:t@localhost:5432/landlord", cfg.Landlord.DSN.Reveal())
+	assert.Equal(t, []string{"suspended", "literal $ sign"}, cfg.Registry.ExcludedStatuses)
+	assert.Equal(t, "critical", cfg.Checks.RegistryMissing.Severity)
+}
+
+func TestInterpolatedValueIsNotYAML(t *testing.T) {
+	// A value from the environment is text, never parsed as YAML again.
+	p := writeFile(t, "landlord:\n  dsn: ${DSN}\n")
+	cfg, err := load(t, p, map[string]string{"DSN": "host=db password='a: b' # not a comment\nx: y"})
+	require.NoError(t, err)
+	assert.Equal(t, "host=db password='a: b' # not a comment\nx: y", cfg.Landlord.DSN.Reveal())
+}
+
+func TestDSNFile(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "dsn")
+	require.NoError(t, os.WriteFile(secret, []byte("postgres://u:from-file@db/landlord\n"), 0o600))
+	p := writeFile(t, fmt.Sprintf("landlord:\n  dsn_file: %s\n", secret))
+	cfg, err := load(t, p, map[string]string{config.EnvLandlordDSN: "postgres://ignored"})
+	require.NoError(t, err)
+	assert.Equal(t, "postgres://u:from-file@db/landlord", cfg.Landlord.DSN.Reveal())
+}
+
+func TestConfigFromEnvironmentVariable(t *testing.T) {
+	p := writeFile(t, "registry:\n  grace_period: 1h\n")
+	cfg, err := load(t, "", map[string]string{config.EnvConfig: p, config.EnvLandlordDSN: "postgres://x/y"})
+	require.NoError(t, err)
+	assert.Equal(t, time.Hour, cfg.Registry.GracePeriod.D())
+	assert.Equal(t, p, cfg.File())
+}
+
+func TestEmptyFileMeansDefaults(t *testing.T) {
+	for _, body := range []string{"", "\n# only a comment\n", "---\n"} {
+		cfg, err := load(t, writeFile(t, body), map[string]string{config.EnvLandlordDSN: "postgres://x/y"})
+		require.NoError(t, err, "%q", body)
+		assert.Equal(t, config.Default().Registry, cfg.Registry)
+	}
+}
+
+func TestInvalidConfigs(t *testing.T) {
+	cases := []struct {
+		file string
+		want []string // every line must appear, in order
+	}{
+		{"invalid-yaml.yml", []string{"invalid-yaml.yml: invalid YAML: line 2: found unexpected end of stream"}},
+		{"invalid-unknown-key.yml", []string{`invalid-unknown-key.yml:4: checks.registry_mising: unknown key (did you mean "registry_missing"?)`}},
+		{"invalid-wrong-type.yml", []string{
+			`invalid-wrong-type.yml:2: landlord.connect_timeout: invalid duration "5" (use a number with a unit, such as 30s, 15m or 4h)`,
+			`invalid-wrong-type.yml:5: checks.field_mismatch.fields: expected a list, got "slug"`,
+			`invalid-wrong-type.yml:6: checks.field_mismatch.enabled: expected true or false, got "maybe"`,
+		}},
+		{"invalid-env-unset.yml", []string{"invalid-env-unset.yml:2: landlord.dsn: environment variable TD_TEST_UNSET_VARIABLE is not set"}},
+		{"invalid-values.yml", []string{
+			`invalid-values.yml:2: registry.preset: unknown preset "tenancy-for-laravel" (use laravel, stancl, spatie or custom)`,
+			`invalid-values.yml:3: registry.grace_period: invalid duration "15 minutes"`,
+		}},
+		{"invalid-custom-no-queries.yml", []string{
+			"registry.tenants_query: preset custom needs a query returning id, slug",
+			"registry.databases_query: preset custom needs a query returning id, tenant_id",
+		}},
+		{"invalid-dsn-both.yml", []string{"invalid-dsn-both.yml:3: landlord.dsn_file: set either landlord.dsn or landlord.dsn_file, not both"}},
+		{"invalid-landlord-list.yml", []string{"invalid-landlord-list.yml:1: landlord: expected a mapping, got a list"}},
+		{"invalid-two-documents.yml", []string{"more than one YAML document"}},
+		{"invalid-fields.yml", []string{
+			`invalid-fields.yml:3: checks.field_mismatch.fields[1]: "slug; DROP TABLE tenants" is not a column name`,
+			`checks.field_mismatch.fields[2]: "slug" is listed twice`,
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.file, func(t *testing.T) {
+			_, err := load(t, filepath.Join("testdata", tc.file), map[string]string{config.EnvLandlordDSN: "postgres://x/y"})
+			require.Error(t, err)
+			var cerr *config.Error
+			require.True(t, errors.As(err, &cerr))
+			msg := err.Error()
+			pos := 0
+			for _, w := range tc.want {
+				i := strings.Index(msg[pos:], w)
+				require.GreaterOrEqual(t, i, 0, "want %q in\n%s", w, msg)
+				pos += i + len(w)
+			}
+			assert.NotContains(t, msg, "panic")
+			assert.NotContains(t, msg, "goroutine")
+		})
+	}
+}
+
+func TestInvalidValuesAllReported(t *testing.T) {
+	_, err := load(t, "testdata/invalid-values.yml", map[string]string{config.EnvLandlordDSN: "postgres://x/y"})
+	require.Error(t, err)
+	var cerr *config.Error
+	require.True(t, errors.As(err, &cerr))
+	var paths []string
+	for _, pr := range cerr.Problems {
+		paths = append(paths, fmt.Sprintf("%d:%s", pr.Line, pr.Path))
+	}
+	assert.Equal(t, []string{
+		"2:registry.preset", "3:registry.grace_period", "4:registry.port", "5:registry.time_zone",
+		"8:checks.registry_missing.severity", "10:checks.provisioning_stuck.statuses",
+	}, paths)
+}
+
+func TestMissingFile(t *testing.T) {
+	_, err := load(t, "testdata/does-not-exist.yml", nil)
+	require.Error(t, err)
+	assert.Equal(t, "testdata/does-not-exist.yml: cannot read config file: no such file", err.Error())
+}
+
+func TestSecretNeverPrints(t *testing.T) {
+	const canary = "canary-Pa55w0rd-7f3a"
+	cfg, err := load(t, "", map[string]string{config.EnvLandlordDSN: "postgres://u:" + canary + "@db/landlord"})
+	require.NoError(t, err)
+	for _, s := range []string{
+		fmt.Sprint(cfg.Landlord), fmt.Sprintf("%v", cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg.Landlord), cfg.Landlord.DSN.String(),
+	} {
+		assert.NotContains(t, s, canary)
+	}
+	b, err := cfg.Landlord.DSN.MarshalText()
+	require.NoError(t, err)
+	assert.Equal(t, "<redacted>", string(b))
+}
+
+func TestNoPanicOnOddYAML(t *testing.T) {
+	inputs := []string{
+		"[1, 2, 3]", "42", "landlord: &a {dsn: x}\nregistry: *a\n", "checks: {field_mismatch: {fields: [[a]]}}",
+		"landlord:\n  dsn: {a: b}\n", "? [a]\n: b\n", "checks:\n  <<: {x: 1}\n", "registry:\n  port: 1e400\n",
+		"registry:\n  excluded_statuses: [~, null]\n", "landlord:\n  dsn: ${\n", "landlord:\n  dsn: ${1BAD}\n",
+		"registry:\n  preset: laravel\n  preset: custom\n",
+	}
+	for _, in := range inputs {
+		assert.NotPanics(t, func() {
+			_, _ = load(t, writeFile(t, in), map[string]string{config.EnvLandlordDSN: "postgres://x/y"})
+		}, in)
+	}
+}
