@@ -21,7 +21,8 @@ import (
 func writeSQLScript(ctx context.Context, w io.Writer, reg *tenant.Registry, instances []check.Instance, now time.Time, timeZone string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "-- tenantdrift audit as SQL, for psql; generated for %s\n", now.UTC().Format(time.RFC3339))
-	fmt.Fprintf(&b, "SET standard_conforming_strings = on;\nSET TimeZone = %s;\n", literal(timeZone))
+	// The session settings tenantdrift's own connections use.
+	fmt.Fprintf(&b, "SET standard_conforming_strings = on;\nSET TimeZone = %s;\nSET jit = off;\n", literal(timeZone))
 	body, args := reg.Query("SELECT count(*) AS tenants FROM registry_tenants", nil)
 	if err := writeStatement(ctx, &b, "tenants", body, args); err != nil {
 		return err

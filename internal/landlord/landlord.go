@@ -37,6 +37,12 @@ func Connect(ctx context.Context, cfg config.Landlord, timeZone string) (*pgxpoo
 		cc.RuntimeParams["application_name"] = ApplicationName
 	}
 	cc.RuntimeParams["TimeZone"] = timeZone
+	// The checks are short set-based queries whose cost estimates often
+	// cross jit_above_cost; compiling them costs seconds and saves nothing
+	// (measured: 2.7 s of JIT in a 3.3 s statement on 100,000 tenants).
+	if _, ok := cc.RuntimeParams["jit"]; !ok {
+		cc.RuntimeParams["jit"] = "off"
+	}
 	if t := cfg.StatementTimeout.D(); t > 0 {
 		cc.RuntimeParams["statement_timeout"] = fmt.Sprint(t.Milliseconds())
 	}

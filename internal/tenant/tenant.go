@@ -69,9 +69,9 @@ func (r *Registry) Query(body string, args pgx.NamedArgs) (string, pgx.NamedArgs
 	} else {
 		body = "\n" + body
 	}
-	sql := "WITH registry_tenants_all AS (" + r.tenantsSQL + "),\n" +
-		"registry_tenants AS (SELECT * FROM registry_tenants_all WHERE NOT deleted AND NOT (coalesce(status, '') = ANY (@reg_excluded_statuses::text[]))),\n" +
-		"registry_databases AS (SELECT d.* FROM (" + r.databasesSQL + ") AS d WHERE NOT EXISTS (SELECT 1 FROM registry_tenants_all AS x WHERE x.id = d.tenant_id AND (x.deleted OR coalesce(x.status, '') = ANY (@reg_excluded_statuses::text[]))))" +
+	sql := "WITH registry_tenants_all AS NOT MATERIALIZED (" + r.tenantsSQL + "),\n" +
+		"registry_tenants AS NOT MATERIALIZED (SELECT * FROM registry_tenants_all WHERE NOT deleted AND NOT (coalesce(status, '') = ANY (@reg_excluded_statuses::text[]))),\n" +
+		"registry_databases AS NOT MATERIALIZED (SELECT d.* FROM (" + r.databasesSQL + ") AS d WHERE NOT EXISTS (SELECT 1 FROM registry_tenants_all AS x WHERE x.id = d.tenant_id AND (x.deleted OR coalesce(x.status, '') = ANY (@reg_excluded_statuses::text[]))))" +
 		body
 	all := make(pgx.NamedArgs, len(r.args)+len(args))
 	for k, v := range r.args {
