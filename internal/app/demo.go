@@ -92,6 +92,7 @@ func runDemo(ctx context.Context, r *runtime, args []string) int {
 		if worst, ok := rep.Worst(); ok {
 			fmt.Fprintf(r.stdout, "\nWorst finding: %s %s for tenant %q.\n%s\n", worst.Severity, worst.Check, worst.TenantSlug, checks.Explain(worst.Check))
 		}
+		fmt.Fprintf(r.stdout, "\n(registry_orphan finds nothing here: the foreign key from tenant_databases to tenants forbids orphans. Two tenants also left alone: one created a minute ago, within the grace period, and one soft-deleted.)\n")
 	}
 	if keep {
 		// The demo cluster is throwaway and the user asked for its DSN:
