@@ -244,7 +244,7 @@ func Load(opts Options) (*Config, error) {
 	}
 	// Validate even after decode problems, so every problem is reported at
 	// once; a value that failed to decode keeps its (valid) default.
-	problems := append(d.problems, cfg.resolveSecrets(lookup)...)
+	problems := slices.Concat(d.problems, cfg.resolveSecrets(lookup))
 	problems = append(problems, cfg.validate(opts.RequireLandlord)...)
 	slices.SortStableFunc(problems, func(a, b Problem) int { return a.Line - b.Line })
 	if len(problems) > 0 {

@@ -484,6 +484,6 @@ func reachableTempDir(t *testing.T) string {
 	dir, err := os.MkdirTemp("", "td-demo-")
 	require.NoError(t, err)
 	require.NoError(t, os.Chmod(dir, 0o755))
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() { assert.NoError(t, os.RemoveAll(dir)) })
 	return dir
 }

@@ -82,7 +82,7 @@ func serverUser() (*syscall.Credential, error) {
 	}
 	u, err := user.Lookup("postgres")
 	if err != nil {
-		return nil, fmt.Errorf("running as root, and PostgreSQL refuses to run as root, but there is no OS user \"postgres\" to run it as (%v); create one (useradd --system postgres) or run as a non-root user", err)
+		return nil, fmt.Errorf("running as root, and PostgreSQL refuses to run as root, but there is no OS user \"postgres\" to run it as (%w); create one (useradd --system postgres) or run as a non-root user", err)
 	}
 	uid, err := strconv.ParseUint(u.Uid, 10, 32)
 	if err != nil {

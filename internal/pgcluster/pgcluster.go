@@ -186,7 +186,7 @@ func (c *Cluster) initdb(ctx context.Context) error {
 	if err := os.WriteFile(pwfile, []byte(c.password+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write password file: %w", err)
 	}
-	defer os.Remove(pwfile)
+	defer os.Remove(pwfile) //nolint:errcheck // best effort: the whole directory goes at Stop
 	if cred := c.run.cred; cred != nil {
 		if err := os.Chown(pwfile, int(cred.Uid), int(cred.Gid)); err != nil {
 			return fmt.Errorf("hand password file to OS user postgres: %w", err)
@@ -464,7 +464,7 @@ func (c *Cluster) StopCommand() string {
 func shellQuote(s string) string {
 	safe := s != ""
 	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+=:,@%", r)) {
+		if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && !strings.ContainsRune("/._-+=:,@%", r) {
 			safe = false
 			break
 		}

@@ -184,7 +184,7 @@ func writeTable(w io.Writer, rep *audit.Report) error {
 		for _, f := range rep.Findings {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Severity, f.Check, clean(f.TenantSlug, 32), clean(f.DatabaseName, 32), clean(Detail(f), 120))
 		}
-		tw.Flush()
+		_ = tw.Flush() // into a strings.Builder: cannot fail
 		b.WriteString("\n")
 	}
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
@@ -192,7 +192,7 @@ func writeTable(w io.Writer, rep *audit.Report) error {
 	for _, res := range rep.Results {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", res.Name, res.Status, len(res.Findings), res.Duration.Round(time.Millisecond))
 	}
-	tw.Flush()
+	_ = tw.Flush() // into a strings.Builder: cannot fail
 	for _, res := range rep.Errored() {
 		fmt.Fprintf(&b, "\nerror: check %s did not complete: %s\n", res.Name, clean(res.Err.Error(), 400))
 	}

@@ -32,8 +32,9 @@ func main() {
 	runs := flag.Int("runs", 7, "timed runs of each command")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, *tenants, 0.01, *runs); err != nil {
+	err := run(ctx, *tenants, 0.01, *runs)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchaudit:", err)
 		os.Exit(1)
 	}
@@ -49,12 +50,12 @@ func run(ctx context.Context, tenants int, drift float64, runs int) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	defer os.RemoveAll(tmp) //nolint:errcheck // best effort cleanup of a temp dir
 	bin := filepath.Join(tmp, "tenantdrift")
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/tenantdrift")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v\n%s", err, out)
+		return fmt.Errorf("build: %w\n%s", err, out)
 	}
 
 	// The registry is loaded by `tenantdrift demo --keep` in its own
@@ -66,7 +67,7 @@ func run(ctx context.Context, tenants int, drift float64, runs int) error {
 	var demoErr bytes.Buffer
 	demo.Stdout, demo.Stderr = io.Discard, &demoErr
 	if err := demo.Run(); err != nil {
-		return fmt.Errorf("demo --keep: %v\n%s", err, demoErr.String())
+		return fmt.Errorf("demo --keep: %w\n%s", err, demoErr.String())
 	}
 	dsn, stopCmd := parseKeep(demoErr.String())
 	if dsn == "" || stopCmd == "" {
@@ -140,7 +141,7 @@ func timed(ctx context.Context, env []string, ok []int, name string, args ...str
 	wall := time.Since(start)
 	code := cmd.ProcessState.ExitCode()
 	if err != nil && !slices.Contains(ok, code) {
-		return sample{}, fmt.Errorf("%s: %v: %s", filepath.Base(name), err, stderr.String())
+		return sample{}, fmt.Errorf("%s: %w: %s", filepath.Base(name), err, stderr.String())
 	}
 	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	var rss int64
