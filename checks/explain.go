@@ -22,6 +22,18 @@ func Explain(name string) string {
 	case config.CheckProvisioningStuck:
 		return "A tenant database has been in a provisioning status far longer than provisioning takes, so the job that should finish it died. " +
 			"The tenant cannot use the product until someone completes or fails it."
+	case config.CheckCredentialUndecryptable:
+		return "The stored database password cannot be decrypted with the configured APP_KEY, so the application cannot connect to this tenant's database either. " +
+			"It usually follows an APP_KEY rotation that did not keep the old key in APP_PREVIOUS_KEYS."
+	case config.CheckCredentialPlaintext:
+		return "The database password is stored in clear text, readable by anyone with read access to tenant_databases, backups included. " +
+			"Laravel still uses it, so nothing breaks today; re-encrypt it with encrypt()."
+	case config.CheckDBUnreachable:
+		return "Connecting with the registry's own credentials fails, so every request for this tenant fails the same way. " +
+			"The reason says where to look: auth_failed is a stale password, database_missing a dropped database, the network reasons a server or firewall."
+	case config.CheckDatabaseOrphan:
+		return "A database that looks like a tenant's exists on a server, but no registry row claims it. " +
+			"It holds data nobody owns (often a failed provisioning run's leftover, which then makes the next run find it \"already exists\")."
 	}
 	return ""
 }

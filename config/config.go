@@ -27,6 +27,11 @@ import (
 const (
 	EnvConfig      = "TENANTDRIFT_CONFIG"
 	EnvLandlordDSN = "TENANTDRIFT_LANDLORD_DSN"
+	// EnvAppKey and EnvPreviousKeys are Laravel's own variables, read when
+	// laravel.app_key and laravel.previous_keys are unset, so a sidecar can
+	// share the application's environment.
+	EnvAppKey       = "APP_KEY"
+	EnvPreviousKeys = "APP_PREVIOUS_KEYS"
 )
 
 // Presets of the registry layout.
@@ -46,17 +51,22 @@ const (
 
 // Names of the built-in check kinds.
 const (
-	CheckRegistryMissing   = "registry_missing"
-	CheckRegistryOrphan    = "registry_orphan"
-	CheckRegistryDuplicate = "registry_duplicate"
-	CheckFieldMismatch     = "field_mismatch"
-	CheckProvisioningStuck = "provisioning_stuck"
+	CheckRegistryMissing         = "registry_missing"
+	CheckRegistryOrphan          = "registry_orphan"
+	CheckRegistryDuplicate       = "registry_duplicate"
+	CheckFieldMismatch           = "field_mismatch"
+	CheckProvisioningStuck       = "provisioning_stuck"
+	CheckCredentialUndecryptable = "credential_undecryptable"
+	CheckCredentialPlaintext     = "credential_plaintext"
+	CheckDBUnreachable           = "db_unreachable"
+	CheckDatabaseOrphan          = "database_orphan"
 )
 
 // Config is the whole configuration.
 type Config struct {
 	Landlord Landlord `yaml:"landlord"`
 	Registry Registry `yaml:"registry"`
+	Laravel  Laravel  `yaml:"laravel"`
 	Checks   Checks   `yaml:"checks"`
 
 	file  string
@@ -106,6 +116,27 @@ type Registry struct {
 	TimeZone string `yaml:"time_zone"`
 }
 
+// Laravel holds what tenantdrift needs to read Laravel's encrypted
+// database passwords.
+type Laravel struct {
+	// AppKey is Laravel's APP_KEY ("base64:..." or raw). Empty means the
+	// APP_KEY environment variable.
+	AppKey     Secret `yaml:"app_key"`
+	AppKeyFile string `yaml:"app_key_file"`
+	// PreviousKeys is APP_PREVIOUS_KEYS: comma-separated keys from before a
+	// rotation. Empty means the APP_PREVIOUS_KEYS environment variable.
+	PreviousKeys     Secret `yaml:"previous_keys"`
+	PreviousKeysFile string `yaml:"previous_keys_file"`
+	// Cipher is Laravel's app.cipher (default aes-256-cbc).
+	Cipher string `yaml:"cipher"`
+	// PasswordFormat is how passwords were encrypted: auto (default),
+	// php-serialized (encrypt()) or raw (encryptString(), the encrypted cast).
+	PasswordFormat string `yaml:"password_format"`
+}
+
+// HasKey reports whether an APP_KEY is configured.
+func (l Laravel) HasKey() bool { return l.AppKey != "" }
+
 // Check holds the settings every check kind shares.
 type Check struct {
 	Enabled  *bool    `yaml:"enabled"`
@@ -129,29 +160,75 @@ type ProvisioningStuck struct {
 	Threshold Duration `yaml:"threshold"`
 }
 
+// DBUnreachable configures the db_unreachable check's probes.
+type DBUnreachable struct {
+	Check `yaml:",inline"`
+	// Concurrency bounds simultaneous probes (default 16).
+	Concurrency int `yaml:"concurrency"`
+	// ProbeTimeout is each probe's deadline (default 5s).
+	ProbeTimeout Duration `yaml:"probe_timeout"`
+	// SSLMode applies when a row's connection_config does not set one.
+	SSLMode string `yaml:"sslmode"`
+}
+
+// Server is a database server to inventory for database_orphan.
+type Server struct {
+	Host         string `yaml:"host"`
+	Port         int    `yaml:"port"`
+	Username     string `yaml:"username"`
+	Password     Secret `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+	Database     string `yaml:"database"`
+	SSLMode      string `yaml:"sslmode"`
+}
+
+// DatabaseOrphan configures the database_orphan check.
+type DatabaseOrphan struct {
+	Check `yaml:",inline"`
+	// Pattern is a LIKE pattern tenant databases match (default tenant_%).
+	Pattern string `yaml:"pattern"`
+	// Ignore lists database names never reported.
+	Ignore []string `yaml:"ignore"`
+	// Servers to inventory besides the landlord's own server. Credentials
+	// default to the landlord's.
+	Servers []Server `yaml:"servers"`
+	// RegistryServers also inventories every host:port the registry names
+	// (default true), with the landlord's credentials.
+	RegistryServers *bool `yaml:"registry_servers"`
+}
+
 // Checks configures each built-in check kind.
 type Checks struct {
-	RegistryMissing   Check             `yaml:"registry_missing"`
-	RegistryOrphan    Check             `yaml:"registry_orphan"`
-	RegistryDuplicate Check             `yaml:"registry_duplicate"`
-	FieldMismatch     FieldMismatch     `yaml:"field_mismatch"`
-	ProvisioningStuck ProvisioningStuck `yaml:"provisioning_stuck"`
+	RegistryMissing         Check             `yaml:"registry_missing"`
+	RegistryOrphan          Check             `yaml:"registry_orphan"`
+	RegistryDuplicate       Check             `yaml:"registry_duplicate"`
+	FieldMismatch           FieldMismatch     `yaml:"field_mismatch"`
+	ProvisioningStuck       ProvisioningStuck `yaml:"provisioning_stuck"`
+	CredentialUndecryptable Check             `yaml:"credential_undecryptable"`
+	CredentialPlaintext     Check             `yaml:"credential_plaintext"`
+	DBUnreachable           DBUnreachable     `yaml:"db_unreachable"`
+	DatabaseOrphan          DatabaseOrphan    `yaml:"database_orphan"`
 }
 
 // ByName returns the shared settings of every check kind, keyed by name.
 func (c *Checks) ByName() map[string]Check {
 	return map[string]Check{
-		CheckRegistryMissing:   c.RegistryMissing,
-		CheckRegistryOrphan:    c.RegistryOrphan,
-		CheckRegistryDuplicate: c.RegistryDuplicate,
-		CheckFieldMismatch:     c.FieldMismatch.Check,
-		CheckProvisioningStuck: c.ProvisioningStuck.Check,
+		CheckRegistryMissing:         c.RegistryMissing,
+		CheckRegistryOrphan:          c.RegistryOrphan,
+		CheckRegistryDuplicate:       c.RegistryDuplicate,
+		CheckFieldMismatch:           c.FieldMismatch.Check,
+		CheckProvisioningStuck:       c.ProvisioningStuck.Check,
+		CheckCredentialUndecryptable: c.CredentialUndecryptable,
+		CheckCredentialPlaintext:     c.CredentialPlaintext,
+		CheckDBUnreachable:           c.DBUnreachable.Check,
+		CheckDatabaseOrphan:          c.DatabaseOrphan.Check,
 	}
 }
 
 // CheckNames lists the built-in check kinds in their report order.
 func CheckNames() []string {
-	return []string{CheckRegistryMissing, CheckRegistryOrphan, CheckRegistryDuplicate, CheckFieldMismatch, CheckProvisioningStuck}
+	return []string{CheckRegistryMissing, CheckRegistryOrphan, CheckRegistryDuplicate, CheckFieldMismatch, CheckProvisioningStuck,
+		CheckCredentialUndecryptable, CheckCredentialPlaintext, CheckDBUnreachable, CheckDatabaseOrphan}
 }
 
 // Default returns the configuration used when no file is given. Its landlord
@@ -187,8 +264,22 @@ func Default() *Config {
 				Statuses:  []string{"provisioning"},
 				Threshold: Duration(30 * time.Minute),
 			},
+			CredentialUndecryptable: Check{Severity: SeverityCritical, Timeout: Duration(time.Minute)},
+			CredentialPlaintext:     Check{Severity: SeverityWarning, Timeout: Duration(time.Minute)},
+			DBUnreachable: DBUnreachable{
+				Check:        Check{Severity: SeverityCritical, Timeout: Duration(10 * time.Minute)},
+				Concurrency:  16,
+				ProbeTimeout: Duration(5 * time.Second),
+				SSLMode:      "prefer",
+			},
+			DatabaseOrphan: DatabaseOrphan{
+				Check:   Check{Severity: SeverityWarning, Timeout: Duration(time.Minute)},
+				Pattern: "tenant_%",
+				Ignore:  []string{},
+			},
 		},
-		lines: map[string]int{},
+		Laravel: Laravel{Cipher: "aes-256-cbc", PasswordFormat: "auto"},
+		lines:   map[string]int{},
 	}
 }
 
@@ -317,6 +408,38 @@ func (c *Config) resolveSecrets(lookup func(string) (string, bool)) []Problem {
 			c.Landlord.DSN = Secret(strings.TrimSpace(v))
 		}
 	}
+	fromFile := func(path string, dst *Secret, key, fileKey string) {
+		if path == "" {
+			return
+		}
+		if *dst != "" {
+			out = append(out, c.problem(fileKey, "set either %s or %s, not both", key, fileKey))
+			return
+		}
+		s, err := readSecretFile(path)
+		if err != nil {
+			out = append(out, c.problem(fileKey, "cannot read %s: %s", path, describeFileErr(err)))
+			return
+		}
+		*dst = Secret(s)
+	}
+	fromFile(c.Laravel.AppKeyFile, &c.Laravel.AppKey, "laravel.app_key", "laravel.app_key_file")
+	fromFile(c.Laravel.PreviousKeysFile, &c.Laravel.PreviousKeys, "laravel.previous_keys", "laravel.previous_keys_file")
+	for i := range c.Checks.DatabaseOrphan.Servers {
+		s := &c.Checks.DatabaseOrphan.Servers[i]
+		p := fmt.Sprintf("checks.database_orphan.servers[%d]", i)
+		fromFile(s.PasswordFile, &s.Password, p+".password", p+".password_file")
+	}
+	if c.Laravel.AppKey == "" {
+		if v, ok := lookup(EnvAppKey); ok {
+			c.Laravel.AppKey = Secret(strings.TrimSpace(v))
+		}
+	}
+	if c.Laravel.PreviousKeys == "" {
+		if v, ok := lookup(EnvPreviousKeys); ok {
+			c.Laravel.PreviousKeys = Secret(strings.TrimSpace(v))
+		}
+	}
 	return out
 }
 
@@ -403,9 +526,57 @@ func (c *Config) validate(requireLandlord bool) []Problem {
 	if ps.Threshold <= 0 {
 		add("checks.provisioning_stuck.threshold", "must be positive")
 	}
+	switch strings.ToLower(c.Laravel.Cipher) {
+	case "aes-128-cbc", "aes-256-cbc", "aes-128-gcm", "aes-256-gcm":
+	default:
+		add("laravel.cipher", "unknown cipher %q (use aes-256-cbc, aes-128-cbc, aes-256-gcm or aes-128-gcm)", c.Laravel.Cipher)
+	}
+	switch c.Laravel.PasswordFormat {
+	case "auto", "php-serialized", "raw":
+	default:
+		add("laravel.password_format", "unknown format %q (use auto, php-serialized or raw)", c.Laravel.PasswordFormat)
+	}
+	du := c.Checks.DBUnreachable
+	if du.Concurrency < 1 || du.Concurrency > 1000 {
+		add("checks.db_unreachable.concurrency", "must be between 1 and 1000, got %d", du.Concurrency)
+	}
+	if du.ProbeTimeout <= 0 {
+		add("checks.db_unreachable.probe_timeout", "must be positive")
+	}
+	if !validSSLMode(du.SSLMode) {
+		add("checks.db_unreachable.sslmode", "unknown sslmode %q (use disable, allow, prefer, require, verify-ca or verify-full)", du.SSLMode)
+	}
+	do := c.Checks.DatabaseOrphan
+	if strings.TrimSpace(do.Pattern) == "" {
+		add("checks.database_orphan.pattern", "must not be empty (a LIKE pattern such as tenant_%%)")
+	}
+	for i, s := range do.Servers {
+		p := fmt.Sprintf("checks.database_orphan.servers[%d]", i)
+		if s.Host == "" {
+			add(p+".host", "must not be empty")
+		}
+		if s.Port < 0 || s.Port > 65535 {
+			add(p+".port", "must be a TCP port (1-65535), got %d", s.Port)
+		}
+		if s.SSLMode != "" && !validSSLMode(s.SSLMode) {
+			add(p+".sslmode", "unknown sslmode %q", s.SSLMode)
+		}
+	}
 	slices.SortStableFunc(out, func(a, b Problem) int { return a.Line - b.Line })
 	return out
 }
+
+func validSSLMode(m string) bool {
+	switch m {
+	case "disable", "allow", "prefer", "require", "verify-ca", "verify-full":
+		return true
+	}
+	return false
+}
+
+// ExplicitlyEnabled reports whether a check's enabled key was set to true
+// in the configuration (rather than left to its default).
+func (c Check) ExplicitlyEnabled() bool { return c.Enabled != nil && *c.Enabled }
 
 // File returns the path the configuration was read from, or "".
 func (c *Config) File() string { return c.file }

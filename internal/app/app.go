@@ -56,6 +56,8 @@ type runtime struct {
 	stdout   io.Writer // redacted
 	stderr   io.Writer // redacted
 	logger   *slog.Logger
+
+	progressShown bool
 }
 
 // Main runs tenantdrift with args (without the program name) and returns

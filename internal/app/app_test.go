@@ -20,6 +20,7 @@ import (
 
 	"github.com/tenantdrift/tenantdrift/internal/app"
 	"github.com/tenantdrift/tenantdrift/internal/demo"
+	"github.com/tenantdrift/tenantdrift/internal/laravel"
 	"github.com/tenantdrift/tenantdrift/internal/pgtest"
 )
 
@@ -65,13 +66,32 @@ func execSQL(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
 	require.NoError(t, err)
 }
 
+// appKey is the tests' APP_KEY (aes-256-cbc).
+const appKey = "base64:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+// encrypt returns what Laravel's encrypt() stores for s under appKey.
+func encrypt(t *testing.T, s string) string {
+	t.Helper()
+	key, err := laravel.ParseKey(appKey)
+	require.NoError(t, err)
+	enc, err := laravel.NewEncrypter("aes-256-cbc", key)
+	require.NoError(t, err)
+	p, err := enc.Encrypt([]byte(s), true)
+	require.NoError(t, err)
+	return p
+}
+
+// noKeyWarning is what audit says on stderr when no APP_KEY is configured.
+const noKeyWarning = "no APP_KEY configured: stored passwords cannot be decrypted, so credential_undecryptable and db_unreachable are skipped"
+
 // incident loads the incident: uml is complete, test1 has no database row.
 func incident(t *testing.T, pool *pgxpool.Pool) {
 	execSQL(t, pool, `INSERT INTO tenants (id, name, email, slug, database_name, created_at, updated_at) VALUES
 		('7699fd1c-0000-4000-8000-000000000001', 'Acme Restaurant', 'a@acme.test', 'uml', 'tenant_uml', now() - interval '2 days', now()),
 		('80b8d7cd-0000-4000-8000-000000000002', 'Test One GmbH', 't@one.test', 'test1', 'tenant_test1', now() - interval '1 day', now())`)
 	execSQL(t, pool, `INSERT INTO tenant_databases (id, tenant_id, database_name, slug, database_username, database_password, host, port, status, created_at)
-		VALUES ('f3b6690c-0000-4000-8000-000000000101', '7699fd1c-0000-4000-8000-000000000001', 'tenant_uml', 'uml', 'uml_user', 'eyJpdiI6...', '127.0.0.1', 5432, 'active', now() - interval '2 days')`)
+		VALUES ('f3b6690c-0000-4000-8000-000000000101', '7699fd1c-0000-4000-8000-000000000001', 'tenant_uml', 'uml', 'uml_user', $1, '127.0.0.1', $2, 'active', now() - interval '2 days')`,
+		encrypt(t, "uml-db-secret"), pgtest.Server(t).Port) // on the test server, so database_orphan can inventory it
 }
 
 type document struct {
@@ -107,9 +127,11 @@ func TestAuditFindsTheIncident(t *testing.T) {
 
 	r := run(t, env, "audit")
 	assert.Equal(t, app.ExitDrift, r.code, r.stderr)
-	assert.Contains(t, r.stdout, "2 tenants, 5 checks, 1 findings (1 critical, 0 warning, 0 info)")
+	assert.Contains(t, r.stdout, "2 tenants, 7 checks, 1 findings (1 critical, 0 warning, 0 info)")
 	assert.Regexp(t, `critical\s+registry_missing\s+test1\s+tenant_test1\s+no_database_row`, r.stdout)
-	assert.Empty(t, r.stderr)
+	// Without an APP_KEY the two checks that need one are left out, once said.
+	assert.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
+	assert.Contains(t, r.stderr, noKeyWarning)
 
 	r = run(t, env, "audit", "--format", "json")
 	require.Equal(t, app.ExitDrift, r.code, r.stderr)
@@ -120,8 +142,8 @@ func TestAuditFindsTheIncident(t *testing.T) {
 	assert.True(t, doc.Complete)
 	_, err := time.Parse(time.RFC3339, doc.StartedAt)
 	assert.NoError(t, err)
-	assert.Equal(t, map[string]int{"tenants": 2, "findings": 1, "critical": 1, "warning": 0, "info": 0, "checks_run": 5, "checks_errored": 0}, doc.Summary)
-	require.Len(t, doc.Checks, 5)
+	assert.Equal(t, map[string]int{"tenants": 2, "findings": 1, "critical": 1, "warning": 0, "info": 0, "checks_run": 7, "checks_errored": 0}, doc.Summary)
+	require.Len(t, doc.Checks, 7)
 	assert.Equal(t, "registry_missing", doc.Checks[0].Name)
 	assert.Equal(t, "drift", doc.Checks[0].Status)
 	assert.Equal(t, "ok", doc.Checks[1].Status)
@@ -145,7 +167,7 @@ func TestAuditFindsTheIncident(t *testing.T) {
 
 	// Fixing the registry clears the finding and the exit code.
 	execSQL(t, pool, `INSERT INTO tenant_databases (id, tenant_id, database_name, slug, database_username, database_password, status, created_at)
-		VALUES (gen_random_uuid(), '80b8d7cd-0000-4000-8000-000000000002', 'tenant_test1', 'test1', 'u', 'p', 'active', now())`)
+		VALUES (gen_random_uuid(), '80b8d7cd-0000-4000-8000-000000000002', 'tenant_test1', 'test1', 'u', $1, 'active', now())`, encrypt(t, "test1-secret"))
 	r = run(t, env, "audit")
 	assert.Equal(t, app.ExitOK, r.code, r.stdout+r.stderr)
 	assert.Contains(t, r.stdout, "0 findings")
@@ -204,10 +226,10 @@ func TestAuditCannotComplete(t *testing.T) {
 
 	r := run(t, map[string]string{"TENANTDRIFT_LANDLORD_DSN": "postgres://u:pw@" + addr + "/landlord?connect_timeout=5"}, "audit", "--format", "json")
 	assert.Equal(t, app.ExitError, r.code)
-	assert.Equal(t, fmt.Sprintf("tenantdrift audit: connect to landlord %s/landlord: connect: connection refused\n", addr), r.stderr)
+	assert.True(t, strings.HasSuffix(r.stderr, fmt.Sprintf("\ntenantdrift audit: connect to landlord %s/landlord: connect: connection refused\n", addr)), r.stderr)
 	doc := parse(t, r.stdout)
 	assert.False(t, doc.Complete)
-	assert.Equal(t, 5, doc.Summary["checks_errored"])
+	assert.Equal(t, 7, doc.Summary["checks_errored"])
 	assert.Contains(t, doc.Checks[0].Error, "connection refused")
 
 	// No landlord configured at all.
@@ -226,7 +248,8 @@ func TestAuditCannotComplete(t *testing.T) {
 	r = run(t, map[string]string{"TENANTDRIFT_LANDLORD_DSN": pgtest.NewDB(t)}, "audit")
 	assert.Equal(t, app.ExitError, r.code)
 	assert.Contains(t, r.stderr, "tenantdrift audit: registry layout: the landlord has no table public.tenants")
-	assert.Contains(t, r.stdout, "registry_missing    error")
+	assert.Regexp(t, `registry_missing\s+error`, r.stdout)
+	assert.Equal(t, 1, strings.Count(r.stdout, "the landlord has no table"), "the cause is said once, not once per check")
 }
 
 func TestAuditCheckErrorKeepsOthers(t *testing.T) {
@@ -242,7 +265,7 @@ func TestAuditCheckErrorKeepsOthers(t *testing.T) {
 	doc := parse(t, r.stdout)
 	assert.False(t, doc.Complete)
 	assert.Equal(t, 1, doc.Summary["checks_errored"])
-	assert.Equal(t, 4, doc.Summary["checks_run"])
+	assert.Equal(t, 6, doc.Summary["checks_run"])
 	require.Len(t, doc.Findings, 1)
 	assert.Equal(t, "registry_missing", doc.Findings[0]["check"])
 	for _, c := range doc.Checks {
@@ -251,7 +274,7 @@ func TestAuditCheckErrorKeepsOthers(t *testing.T) {
 			assert.Contains(t, c.Error, "timed out after 1ns")
 		}
 	}
-	assert.Contains(t, r.stderr, "the audit did not complete: 1 of 5 checks failed")
+	assert.Contains(t, r.stderr, "the audit did not complete: 1 of 7 checks failed")
 }
 
 func TestAuditOddData(t *testing.T) {
@@ -282,9 +305,12 @@ func TestAuditOddData(t *testing.T) {
 		got[f["check"]+"|"+f["tenant_slug"]+"|"+f["field"]] = true
 	}
 	assert.Equal(t, map[string]bool{
-		"registry_missing|evil\x1b[31mred\nnewline|": true, // JSON carries the exact value
-		"field_mismatch|café-zürich|slug":            true,
-		"field_mismatch|café-zürich|database_name":   true, // NULL against a value
+		"registry_missing|evil\x1b[31mred\nnewline|":             true, // JSON carries the exact value
+		"field_mismatch|café-zürich|slug":                        true,
+		"field_mismatch|café-zürich|database_name":               true, // NULL against a value
+		"credential_plaintext|café-zürich|":                      true, // password "p"
+		"credential_plaintext|o'neill\"; DROP TABLE tenants;--|": true,
+		"credential_plaintext|日本橋|":                              true,
 	}, got)
 	// The tables are intact: nothing was executed from the values.
 	var n int
@@ -297,7 +323,7 @@ func TestAuditEmptyRegistry(t *testing.T) {
 	dsn, _ := landlord(t)
 	r := run(t, map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn}, "audit")
 	assert.Equal(t, app.ExitOK, r.code, r.stderr)
-	assert.Contains(t, r.stdout, "0 tenants, 5 checks, 0 findings")
+	assert.Contains(t, r.stdout, "0 tenants, 7 checks, 0 findings")
 }
 
 func TestValidate(t *testing.T) {
@@ -390,17 +416,18 @@ func TestSecretsNeverLeak(t *testing.T) {
 func TestDemo(t *testing.T) {
 	tmp := reachableTempDir(t)
 	env := map[string]string{"TMPDIR": tmp}
-	r := run(t, env, "demo", "--format", "json", "--tenants", "200")
+	r := run(t, env, "demo", "--format", "json", "--tenants", "40")
 	require.Equal(t, app.ExitOK, r.code, r.stderr)
 	doc := parse(t, r.stdout)
 	assert.True(t, doc.Complete)
-	assert.Equal(t, 201, doc.Summary["tenants"]) // plus the young one; the soft-deleted one is not counted
+	assert.Equal(t, 41, doc.Summary["tenants"]) // plus the young one; the soft-deleted one is not counted
 	kinds := map[string]bool{}
 	for _, f := range doc.Findings {
 		k := f["check"]
-		if f["field"] != "" {
+		switch {
+		case f["field"] != "":
 			k += "/" + f["field"]
-		} else if f["check"] == "registry_duplicate" {
+		case f["check"] == "registry_duplicate", f["check"] == "db_unreachable", f["check"] == "credential_undecryptable":
 			k += "/" + f["reason"]
 		}
 		kinds[k] = true
@@ -410,13 +437,15 @@ func TestDemo(t *testing.T) {
 	assert.Equal(t, map[string]bool{
 		"registry_missing": true, "registry_duplicate/multiple_rows": true, "registry_duplicate/tenants_share_database_name": true,
 		"field_mismatch/slug": true, "field_mismatch/database_name": true, "provisioning_stuck": true,
+		"credential_undecryptable/mac_invalid": true, "credential_plaintext": true, "database_orphan": true,
+		"db_unreachable/auth_failed": true, "db_unreachable/database_missing": true, "db_unreachable/no_connect_privilege": true,
 	}, kinds)
 	entries, err := os.ReadDir(tmp)
 	require.NoError(t, err)
 	assert.Empty(t, entries, "the demo cluster is removed on exit")
 
 	// Table output explains the worst finding.
-	r = run(t, env, "demo")
+	r = run(t, env, "demo", "--tenants", "20")
 	require.Equal(t, app.ExitOK, r.code, r.stderr)
 	assert.Contains(t, r.stdout, `Worst finding: critical registry_missing for tenant`)
 	assert.Contains(t, r.stdout, "This is the incident tenantdrift was built for")
@@ -426,7 +455,7 @@ func TestDemoInterrupted(t *testing.T) {
 	tmp := reachableTempDir(t)
 	for _, after := range []time.Duration{50 * time.Millisecond, 700 * time.Millisecond, 1500 * time.Millisecond} {
 		ctx, cancel := context.WithTimeout(context.Background(), after)
-		r := runCtx(ctx, t, map[string]string{"TMPDIR": tmp}, "demo")
+		r := runCtx(ctx, t, map[string]string{"TMPDIR": tmp}, "demo", "--tenants", "20")
 		cancel()
 		// Interrupted somewhere (or finished first on a fast machine): never
 		// a stack trace, and the cluster is gone either way.
@@ -442,7 +471,7 @@ func TestDemoInterrupted(t *testing.T) {
 
 func TestDemoKeep(t *testing.T) {
 	tmp := reachableTempDir(t)
-	r := run(t, map[string]string{"TMPDIR": tmp}, "demo", "--keep", "--format", "json")
+	r := run(t, map[string]string{"TMPDIR": tmp}, "demo", "--keep", "--format", "json", "--tenants", "20")
 	require.Equal(t, app.ExitOK, r.code, r.stderr)
 	parse(t, r.stdout) // stdout is still only the JSON document
 	require.Contains(t, r.stderr, "still running (--keep)")
@@ -486,4 +515,60 @@ func reachableTempDir(t *testing.T) string {
 	require.NoError(t, os.Chmod(dir, 0o755))
 	t.Cleanup(func() { assert.NoError(t, os.RemoveAll(dir)) })
 	return dir
+}
+
+// TestDecryptedPasswordsNeverLeak runs a full audit with debug logging over
+// tenants whose decrypted passwords are canaries (one right, one stale, one
+// in clear text) and searches every output for them and for the APP_KEY.
+func TestDecryptedPasswordsNeverLeak(t *testing.T) {
+	t.Parallel()
+	const right, stale, plain = "Canary-Right-Pw-5b1e", "Canary-Stale-Pw-77c2", "Canary-Plain-Pw-0d9a"
+	dsn, pool := landlord(t)
+	info := pgtest.Server(t)
+	admin, err := pgxpool.New(context.Background(), info.DSN("postgres"))
+	require.NoError(t, err)
+	t.Cleanup(admin.Close)
+	x := strings.ReplaceAll(strings.TrimPrefix(mustURL(t, dsn).Path, "/"), "-", "_")
+	role, db := "canary_"+x, "tenant_canary_"+x
+	for _, sql := range []string{
+		fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", role, right),
+		fmt.Sprintf("CREATE DATABASE %s", db),
+	} {
+		_, err := admin.Exec(context.Background(), sql)
+		require.NoError(t, err)
+	}
+	t.Cleanup(func() {
+		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
+		_, _ = admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+	})
+	execSQL(t, pool, `ALTER TABLE tenant_databases DROP CONSTRAINT tenant_databases_database_name_unique`)
+	for i, pw := range []string{encrypt(t, right), encrypt(t, stale), plain} {
+		id := fmt.Sprintf("00000000-0000-4000-8000-00000000000%d", i+1)
+		execSQL(t, pool, `INSERT INTO tenants (id, name, email, slug, database_name, created_at) VALUES ($1::uuid, 'n', $1::text || '@x', $1::text, $2, now() - interval '1 day')`, id, db)
+		execSQL(t, pool, `INSERT INTO tenant_databases (id, tenant_id, database_name, slug, database_username, database_password, host, port, status, created_at)
+			VALUES (gen_random_uuid(), $1::uuid, $2, $1::text, $3, $4, '127.0.0.1', $5, 'active', now() - interval '1 day')`, id, db, role, pw, info.Port)
+	}
+	env := map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn, "APP_KEY": appKey}
+	var all strings.Builder
+	for _, format := range []string{"table", "json", "markdown"} {
+		for _, logFormat := range []string{"text", "json"} {
+			r := run(t, env, "audit", "--log-level", "debug", "--log-format", logFormat, "--format", format)
+			require.Equal(t, app.ExitDrift, r.code, r.stderr)
+			all.WriteString(r.stdout + r.stderr)
+		}
+	}
+	out := all.String()
+	// The audit did look: the stale one fails, the clear-text one is flagged.
+	assert.Contains(t, out, "auth_failed")
+	assert.Contains(t, out, "not_encrypted")
+	for _, secret := range []string{right, stale, plain, appKey, strings.TrimPrefix(appKey, "base64:")} {
+		assert.NotContains(t, out, secret)
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	require.NoError(t, err)
+	return u
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/tenantdrift/tenantdrift/checks"
 	"github.com/tenantdrift/tenantdrift/config"
@@ -67,6 +68,9 @@ func runAudit(ctx context.Context, r *runtime, args []string) int {
 // loadConfig loads and validates the configuration, printing every problem.
 func (r *runtime) loadConfig(cmd, file string, requireLandlord bool) (*config.Config, bool) {
 	cfg, err := config.Load(config.Options{File: file, LookupEnv: r.env.LookupEnv, RequireLandlord: requireLandlord})
+	if cfg != nil {
+		r.rememberSecrets(cfg)
+	}
 	if err != nil {
 		var cerr *config.Error
 		if errors.As(err, &cerr) {
@@ -78,7 +82,6 @@ func (r *runtime) loadConfig(cmd, file string, requireLandlord bool) (*config.Co
 		}
 		return nil, false
 	}
-	r.redactor.AddDSN(cfg.Landlord.DSN.Reveal())
 	return cfg, true
 }
 
@@ -89,6 +92,9 @@ func (r *runtime) audit(ctx context.Context, cfg *config.Config, o auditOptions)
 	if err != nil {
 		fmt.Fprintf(r.stderr, "tenantdrift audit: %v\n", err)
 		return ExitError
+	}
+	if !cfg.Laravel.HasKey() && len(o.only) == 0 {
+		r.logger.Warn("no APP_KEY configured: stored passwords cannot be decrypted, so credential_undecryptable and db_unreachable are skipped; set laravel.app_key or APP_KEY")
 	}
 	if o.printSQL {
 		return r.printSQL(ctx, cfg, instances)
@@ -120,7 +126,10 @@ func (r *runtime) runAudit(ctx context.Context, cfg *config.Config, instances []
 		err = fmt.Errorf("registry layout: %w", err)
 		return audit.Failed(start, r.env.Now(), instances, err), err
 	}
-	rep := audit.Run(ctx, pool, reg, instances, r.env.Now, r.logger)
+	landlordCfg := pool.Config().ConnConfig.Config
+	env := check.Env{DB: pool, Registry: reg, Landlord: &landlordCfg, Progress: r.progress()}
+	rep := audit.Run(ctx, env, instances, r.env.Now, r.logger)
+	r.endProgress()
 	if !rep.Complete() {
 		n := len(rep.Errored())
 		if rep.Tenants < 0 {
@@ -149,6 +158,19 @@ func (r *runtime) printSQL(ctx context.Context, cfg *config.Config, instances []
 		return ExitError
 	}
 	return ExitOK
+}
+
+// rememberSecrets teaches the redactor every secret of the configuration.
+func (r *runtime) rememberSecrets(cfg *config.Config) {
+	r.redactor.AddDSN(cfg.Landlord.DSN.Reveal())
+	r.redactor.Add(cfg.Laravel.AppKey.Reveal(), strings.TrimPrefix(cfg.Laravel.AppKey.Reveal(), "base64:"))
+	for _, k := range strings.Split(cfg.Laravel.PreviousKeys.Reveal(), ",") {
+		k = strings.TrimSpace(k)
+		r.redactor.Add(k, strings.TrimPrefix(k, "base64:"))
+	}
+	for _, s := range cfg.Checks.DatabaseOrphan.Servers {
+		r.redactor.Add(s.Password.Reveal())
+	}
 }
 
 // fieldsFor returns the fields field_mismatch compares, if it runs.

@@ -22,6 +22,10 @@ import (
 // demoDatabase is the landlord database the demo creates.
 const demoDatabase = "landlord"
 
+// maxProvisioned is the largest demo whose tenant databases are created for
+// real (and probed); larger demos audit the registry only.
+const maxProvisioned = 300
+
 func runDemo(ctx context.Context, r *runtime, args []string) int {
 	var lf logFlags
 	var keep bool
@@ -76,6 +80,13 @@ func runDemo(ctx context.Context, r *runtime, args []string) int {
 
 	cfg := config.Default()
 	cfg.Landlord.DSN = config.Secret(cluster.DSN(demoDatabase))
+	cfg.Laravel.AppKey = config.Secret(appKey)
+	if tenants > maxProvisioned {
+		// Thousands of real databases would take minutes: audit the registry only.
+		off := false
+		cfg.Checks.DBUnreachable.Enabled = &off
+		cfg.Checks.DatabaseOrphan.Enabled = &off
+	}
 	rep, err := r.runAudit(ctx, cfg, mustBuild(cfg))
 	if werr := r.writeReport(r.stdout, o.format, rep); werr != nil {
 		err = errors.Join(err, werr)
@@ -92,7 +103,7 @@ func runDemo(ctx context.Context, r *runtime, args []string) int {
 		if worst, ok := rep.Worst(); ok {
 			fmt.Fprintf(r.stdout, "\nWorst finding: %s %s for tenant %q.\n%s\n", worst.Severity, worst.Check, worst.TenantSlug, checks.Explain(worst.Check))
 		}
-		fmt.Fprintf(r.stdout, "\n(registry_orphan finds nothing here: the foreign key from tenant_databases to tenants forbids orphans. Two tenants also left alone: one created a minute ago, within the grace period, and one soft-deleted.)\n")
+		fmt.Fprintf(r.stdout, "\n(registry_orphan finds nothing here: the foreign key from tenant_databases to tenants forbids orphans. Left alone on purpose: a tenant created a minute ago, within the grace period, and a soft-deleted one.)\n")
 	}
 	if keep {
 		// The demo cluster is throwaway and the user asked for its DSN:
@@ -109,11 +120,18 @@ func (r *runtime) loadDemo(ctx context.Context, cluster *pgcluster.Cluster, tena
 	if err := cluster.CreateDatabase(ctx, demoDatabase); err != nil {
 		return "", fmt.Errorf("create landlord database: %w", err)
 	}
-	key := make([]byte, 32)
+	key, retired := make([]byte, 32), make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return "", fmt.Errorf("generate APP_KEY: %w", err)
 	}
+	if _, err := rand.Read(retired); err != nil {
+		return "", fmt.Errorf("generate APP_KEY: %w", err)
+	}
 	enc, err := laravel.NewEncrypter("aes-256-cbc", key)
+	if err != nil {
+		return "", err
+	}
+	old, err := laravel.NewEncrypter("aes-256-cbc", retired)
 	if err != nil {
 		return "", err
 	}
@@ -140,7 +158,29 @@ func (r *runtime) loadDemo(ctx context.Context, cluster *pgcluster.Cluster, tena
 	for _, n := range sum.Drifted {
 		drifted += n
 	}
-	fmt.Fprintf(r.stderr, "Loaded %d tenants (%d with planted drift) into database %q; auditing...\n\n", sum.Tenants, drifted, demoDatabase)
+	fmt.Fprintf(r.stderr, "Loaded %d tenants (%d with planted registry drift) into database %q.\n", sum.Tenants, drifted, demoDatabase)
+	if tenants <= maxProvisioned {
+		admin, err := pgx.Connect(ctx, cluster.DSN("postgres"))
+		if err != nil {
+			return "", fmt.Errorf("connect to demo server: %w", err)
+		}
+		defer admin.Close(context.WithoutCancel(ctx))
+		broken, err := demo.ProvisionDatabases(ctx, conn, admin, demo.Credentials{
+			Decrypt: func(p string) (string, error) {
+				b, err := enc.Decrypt(p, laravel.FormatAuto)
+				return string(b), err
+			},
+			Encrypt:        func(s string) (string, error) { return enc.Encrypt([]byte(s), true) },
+			EncryptRetired: func(s string) (string, error) { return old.Encrypt([]byte(s), true) },
+		})
+		if err != nil {
+			return "", fmt.Errorf("create tenant databases: %w", err)
+		}
+		fmt.Fprintf(r.stderr, "Created the tenant databases and broke %d of them the way production does.\n", len(broken))
+	} else {
+		fmt.Fprintf(r.stderr, "More than %d tenants: tenant databases are not created, so db_unreachable and database_orphan are off.\n", maxProvisioned)
+	}
+	fmt.Fprintf(r.stderr, "Auditing...\n\n")
 	return "base64:" + base64.StdEncoding.EncodeToString(key), nil
 }
 

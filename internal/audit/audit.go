@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/tenantdrift/tenantdrift/internal/check"
-	"github.com/tenantdrift/tenantdrift/internal/tenant"
 )
 
 // Report is the outcome of one audit.
@@ -68,10 +67,15 @@ func (r *Report) Worst() (check.Finding, bool) {
 // Run counts the tenants and runs every instance in order, each under its
 // own deadline. One check failing does not stop the others. It never
 // returns an error: failures are in the report's results.
-func Run(ctx context.Context, db tenant.Querier, reg *tenant.Registry, instances []check.Instance, now func() time.Time, logger *slog.Logger) *Report {
+// env carries the database, the registry and the optional landlord
+// settings and progress hook; Run sets its clock.
+func Run(ctx context.Context, env check.Env, instances []check.Instance, now func() time.Time, logger *slog.Logger) *Report {
 	rep := &Report{StartedAt: now()}
-	env := check.Env{DB: db, Registry: reg, Now: rep.StartedAt}
-	n, err := reg.Count(ctx, db)
+	env.Now = rep.StartedAt
+	if env.Logger == nil {
+		env.Logger = logger
+	}
+	n, err := env.Registry.Count(ctx, env.DB)
 	if err != nil {
 		logger.Warn("cannot count tenants", "err", err)
 		n = -1

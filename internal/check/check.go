@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tenantdrift/tenantdrift/config"
 	"github.com/tenantdrift/tenantdrift/internal/tenant"
@@ -50,6 +51,22 @@ type Env struct {
 	Registry *tenant.Registry
 	// Now is the audit's clock; checks compute cut-offs from it.
 	Now time.Time
+	// Landlord is the landlord's connection settings, for checks that
+	// reach the servers it runs on; nil when unknown.
+	Landlord *pgconn.Config
+	// Progress, when set, hears how far a long check has come.
+	Progress func(check string, done, total int)
+	// Logger is for what a check notices but does not fail on; nil
+	// discards.
+	Logger *slog.Logger
+}
+
+// Log returns env's logger, or one that discards.
+func (e Env) Log() *slog.Logger {
+	if e.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return e.Logger
 }
 
 // Check is one configured check instance.

@@ -193,8 +193,26 @@ func writeTable(w io.Writer, rep *audit.Report) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", res.Name, res.Status, len(res.Findings), res.Duration.Round(time.Millisecond))
 	}
 	_ = tw.Flush() // into a strings.Builder: cannot fail
+	// One line per distinct cause: when the audit could not start, every
+	// check failed for the same reason.
+	var causes []string
+	byCause := map[string][]string{}
 	for _, res := range rep.Errored() {
-		fmt.Fprintf(&b, "\nerror: check %s did not complete: %s\n", res.Name, clean(res.Err.Error(), 400))
+		msg := res.Err.Error()
+		if _, ok := byCause[msg]; !ok {
+			causes = append(causes, msg)
+		}
+		byCause[msg] = append(byCause[msg], res.Name)
+	}
+	for _, msg := range causes {
+		names := byCause[msg]
+		who := "check " + names[0]
+		if len(names) == len(rep.Results) && len(names) > 1 {
+			who = "the audit"
+		} else if len(names) > 1 {
+			who = "checks " + strings.Join(names, ", ")
+		}
+		fmt.Fprintf(&b, "\nerror: %s did not complete: %s\n", who, clean(msg, 400))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
