@@ -69,8 +69,20 @@ type Config struct {
 	Laravel  Laravel  `yaml:"laravel"`
 	Checks   Checks   `yaml:"checks"`
 
+	// Schedule is the default cron schedule of every check (serve only).
+	Schedule string `yaml:"schedule"`
+	// RunOnStart runs every check once when serve starts (default true).
+	RunOnStart *bool      `yaml:"run_on_start"`
+	Server     HTTPServer `yaml:"server"`
+	State      State      `yaml:"state"`
+	Metrics    Metrics    `yaml:"metrics"`
+	Leader     Leader     `yaml:"leader"`
+
 	file  string
 	lines map[string]int
+
+	// ValidateSchedule checks a cron spec; set by Options.ValidateSchedule.
+	ValidateSchedule func(string) error `yaml:"-"`
 }
 
 // Landlord is the central database that holds the tenant registry.
@@ -116,6 +128,51 @@ type Registry struct {
 	TimeZone string `yaml:"time_zone"`
 }
 
+// HTTPServer is the daemon's HTTP listener (/metrics, /healthz, /readyz).
+type HTTPServer struct {
+	// Listen is the address to listen on (default :9788; env
+	// TENANTDRIFT_LISTEN and --listen override it).
+	Listen string `yaml:"listen"`
+	// ShutdownGrace bounds a clean exit on SIGTERM (default 10s).
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+}
+
+// State is where the finding history lives.
+type State struct {
+	// Enabled records history. serve always does; audit does when this is
+	// true or dsn is set (and --no-state is not given).
+	Enabled *bool `yaml:"enabled"`
+	// DSN of the state database; empty means the landlord database.
+	DSN     Secret `yaml:"dsn"`
+	DSNFile string `yaml:"dsn_file"`
+	// Schema holds tenantdrift's tables (default tenantdrift).
+	Schema string `yaml:"schema"`
+	// Retention keeps resolved findings and old runs this long (default 90 days).
+	Retention Duration `yaml:"retention"`
+}
+
+// Configured reports whether audit should record to the state store.
+func (s State) Configured() bool { return s.Enabled != nil && *s.Enabled || s.DSN != "" }
+
+// Metrics configures the Prometheus exposition.
+type Metrics struct {
+	// PerTenant exports tenantdrift_tenant_findings per open finding.
+	PerTenant bool `yaml:"per_tenant"`
+	// PerTenantCap caps those series (default 1000).
+	PerTenantCap int `yaml:"per_tenant_cap"`
+}
+
+// Leader configures the election that keeps one replica active.
+type Leader struct {
+	// Heartbeat is how often the leader checks its lock connection and a
+	// follower retries the lock (default 5s).
+	Heartbeat Duration `yaml:"heartbeat"`
+}
+
+// DefaultListen is serve's default address: 9788 is used by no common
+// exporter.
+const DefaultListen = ":9788"
+
 // Laravel holds what tenantdrift needs to read Laravel's encrypted
 // database passwords.
 type Laravel struct {
@@ -142,6 +199,8 @@ type Check struct {
 	Enabled  *bool    `yaml:"enabled"`
 	Severity string   `yaml:"severity"`
 	Timeout  Duration `yaml:"timeout"`
+	// Schedule overrides the top-level schedule for this check (serve).
+	Schedule string `yaml:"schedule"`
 }
 
 // IsEnabled reports whether the check runs (checks run unless disabled).
@@ -278,8 +337,13 @@ func Default() *Config {
 				Ignore:  []string{},
 			},
 		},
-		Laravel: Laravel{Cipher: "aes-256-cbc", PasswordFormat: "auto"},
-		lines:   map[string]int{},
+		Laravel:  Laravel{Cipher: "aes-256-cbc", PasswordFormat: "auto"},
+		Schedule: "@every 5m",
+		Server:   HTTPServer{Listen: DefaultListen, ShutdownGrace: Duration(10 * time.Second)},
+		State:    State{Schema: "tenantdrift", Retention: Duration(90 * 24 * time.Hour)},
+		Metrics:  Metrics{PerTenantCap: 1000},
+		Leader:   Leader{Heartbeat: Duration(5 * time.Second)},
+		lines:    map[string]int{},
 	}
 }
 
@@ -293,6 +357,9 @@ type Options struct {
 	LookupEnv func(string) (string, bool)
 	// RequireLandlord makes a missing landlord DSN a problem.
 	RequireLandlord bool
+	// ValidateSchedule, when set, validates every cron spec (package
+	// schedule's Parse), so a bad spec is a config problem naming its key.
+	ValidateSchedule func(spec string) error
 }
 
 // Error is every problem Load found, in file order.
@@ -317,6 +384,7 @@ func Load(opts Options) (*Config, error) {
 		lookup = os.LookupEnv
 	}
 	cfg := Default()
+	cfg.ValidateSchedule = opts.ValidateSchedule
 	file := opts.File
 	if file == "" {
 		file, _ = lookup(EnvConfig)
@@ -424,6 +492,7 @@ func (c *Config) resolveSecrets(lookup func(string) (string, bool)) []Problem {
 		*dst = Secret(s)
 	}
 	fromFile(c.Laravel.AppKeyFile, &c.Laravel.AppKey, "laravel.app_key", "laravel.app_key_file")
+	fromFile(c.State.DSNFile, &c.State.DSN, "state.dsn", "state.dsn_file")
 	fromFile(c.Laravel.PreviousKeysFile, &c.Laravel.PreviousKeys, "laravel.previous_keys", "laravel.previous_keys_file")
 	for i := range c.Checks.DatabaseOrphan.Servers {
 		s := &c.Checks.DatabaseOrphan.Servers[i]
@@ -562,9 +631,51 @@ func (c *Config) validate(requireLandlord bool) []Problem {
 			add(p+".sslmode", "unknown sslmode %q", s.SSLMode)
 		}
 	}
+	if strings.TrimSpace(c.Schedule) == "" {
+		add("schedule", "must not be empty (a cron spec such as \"*/5 * * * *\" or \"@every 5m\")")
+	} else if c.ValidateSchedule != nil {
+		if err := c.ValidateSchedule(c.Schedule); err != nil {
+			add("schedule", "%v", err)
+		}
+	}
+	for _, name := range CheckNames() {
+		if s := byName[name].Schedule; s != "" && c.ValidateSchedule != nil {
+			if err := c.ValidateSchedule(s); err != nil {
+				add("checks."+name+".schedule", "%v", err)
+			}
+		}
+	}
+	if c.Server.ShutdownGrace <= 0 {
+		add("server.shutdown_grace", "must be positive")
+	}
+	if !schemaRE.MatchString(c.State.Schema) {
+		add("state.schema", "%q is not a plain lower-case identifier", c.State.Schema)
+	}
+	if c.State.Retention <= 0 {
+		add("state.retention", "must be positive")
+	}
+	if c.Metrics.PerTenantCap < 0 {
+		add("metrics.per_tenant_cap", "must not be negative")
+	}
+	if c.Leader.Heartbeat < 100*Duration(time.Millisecond) {
+		add("leader.heartbeat", "must be at least 100ms")
+	}
 	slices.SortStableFunc(out, func(a, b Problem) int { return a.Line - b.Line })
 	return out
 }
+
+var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// ScheduleOf returns a check's effective schedule.
+func (c *Config) ScheduleOf(name string) string {
+	if s := c.Checks.ByName()[name].Schedule; s != "" {
+		return s
+	}
+	return c.Schedule
+}
+
+// IsRunOnStart reports whether serve runs every check at start-up.
+func (c *Config) IsRunOnStart() bool { return c.RunOnStart == nil || *c.RunOnStart }
 
 func validSSLMode(m string) bool {
 	switch m {

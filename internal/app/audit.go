@@ -14,6 +14,8 @@ import (
 	"github.com/tenantdrift/tenantdrift/internal/check"
 	"github.com/tenantdrift/tenantdrift/internal/landlord"
 	"github.com/tenantdrift/tenantdrift/internal/report"
+	"github.com/tenantdrift/tenantdrift/internal/schedule"
+	"github.com/tenantdrift/tenantdrift/internal/state"
 	"github.com/tenantdrift/tenantdrift/internal/tenant"
 )
 
@@ -23,6 +25,7 @@ type auditOptions struct {
 	format   string
 	failOn   string
 	printSQL bool
+	noState  bool
 }
 
 func (o *auditOptions) validate() error {
@@ -49,6 +52,7 @@ func runAudit(ctx context.Context, r *runtime, args []string) int {
 	fs.Var(&only, "check", "run only this check (repeatable, or comma-separated)")
 	fs.StringVar(&o.format, "format", report.FormatTable, "report format: table, json or markdown")
 	fs.StringVar(&o.failOn, "fail-on", config.SeverityWarning, "exit 2 when a finding is at least this severe: info, warning, critical or never")
+	fs.BoolVar(&o.noState, "no-state", false, "do not record this run in the state store, even when one is configured")
 	fs.BoolVar(&o.printSQL, "print-sql", false, "print the audit's SQL as a psql script instead of running it (to confirm findings by hand)")
 	if code, ok := r.parse(fs, &lf, args); !ok {
 		return code
@@ -67,7 +71,8 @@ func runAudit(ctx context.Context, r *runtime, args []string) int {
 
 // loadConfig loads and validates the configuration, printing every problem.
 func (r *runtime) loadConfig(cmd, file string, requireLandlord bool) (*config.Config, bool) {
-	cfg, err := config.Load(config.Options{File: file, LookupEnv: r.env.LookupEnv, RequireLandlord: requireLandlord})
+	cfg, err := config.Load(config.Options{File: file, LookupEnv: r.env.LookupEnv, RequireLandlord: requireLandlord,
+		ValidateSchedule: func(s string) error { _, err := schedule.Parse(s); return err }})
 	if cfg != nil {
 		r.rememberSecrets(cfg)
 	}
@@ -100,6 +105,14 @@ func (r *runtime) audit(ctx context.Context, cfg *config.Config, o auditOptions)
 		return r.printSQL(ctx, cfg, instances)
 	}
 	rep, err := r.runAudit(ctx, cfg, instances)
+	if err == nil || rep.Tenants >= 0 {
+		if cfg.State.Configured() && !o.noState {
+			if serr := r.recordAudit(ctx, cfg, rep); serr != nil {
+				fmt.Fprintf(r.stderr, "tenantdrift audit: record history: %v\n", serr)
+				err = errors.Join(err, serr)
+			}
+		}
+	}
 	if werr := r.writeReport(r.stdout, o.format, rep); werr != nil {
 		fmt.Fprintf(r.stderr, "tenantdrift audit: write report: %v\n", werr)
 		return ExitError
@@ -140,6 +153,30 @@ func (r *runtime) runAudit(ctx context.Context, cfg *config.Config, instances []
 	return rep, nil
 }
 
+// recordAudit records every check's run in the state store, so a cron
+// container keeps history across runs. Errored checks resolve nothing.
+func (r *runtime) recordAudit(ctx context.Context, cfg *config.Config, rep *audit.Report) error {
+	sc := cfg.Landlord
+	if cfg.State.DSN != "" {
+		sc.DSN = cfg.State.DSN
+	}
+	pool, err := landlord.Connect(ctx, sc, "UTC")
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	store, err := state.Open(ctx, pool, cfg.State.Schema, r.env.Now)
+	if err != nil {
+		return err
+	}
+	for _, res := range rep.Results {
+		if _, err := store.RecordRun(ctx, res, rep.StartedAt, rep.FinishedAt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // printSQL connects, resolves the layout and prints the psql script.
 func (r *runtime) printSQL(ctx context.Context, cfg *config.Config, instances []check.Instance) int {
 	pool, err := landlord.Connect(ctx, cfg.Landlord, cfg.Registry.TimeZone)
@@ -168,6 +205,7 @@ func (r *runtime) rememberSecrets(cfg *config.Config) {
 		k = strings.TrimSpace(k)
 		r.redactor.Add(k, strings.TrimPrefix(k, "base64:"))
 	}
+	r.redactor.AddDSN(cfg.State.DSN.Reveal())
 	for _, s := range cfg.Checks.DatabaseOrphan.Servers {
 		r.redactor.Add(s.Password.Reveal())
 	}

@@ -143,7 +143,8 @@ func RunOne(ctx context.Context, inst Instance, env Env, logger *slog.Logger) (r
 	res.Name = inst.Name
 	defer func() {
 		if p := recover(); p != nil {
-			logger.Error("check panicked", "check", inst.Name, "panic", fmt.Sprint(p))
+			// The caller logs the returned error once; the stack is for
+			// debugging only.
 			logger.Debug("check panic stack", "check", inst.Name, "stack", string(debug.Stack()))
 			res.Findings = nil
 			res.Err = fmt.Errorf("check %s panicked: %v", inst.Name, p)

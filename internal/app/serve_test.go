@@ -1,0 +1,348 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenantdrift/tenantdrift/internal/app"
+	"github.com/tenantdrift/tenantdrift/internal/leader"
+)
+
+// lockedBuffer is a bytes.Buffer safe for the daemon's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// daemon is a tenantdrift serve running in-process.
+type daemon struct {
+	t      *testing.T
+	addr   string
+	stderr *lockedBuffer
+	cancel context.CancelFunc
+	done   chan int
+}
+
+var servingRE = regexp.MustCompile(`msg=serving addr=(\S+)`)
+
+// startServe runs `tenantdrift serve` with a config file body and env.
+func startServe(t *testing.T, env map[string]string, cfgBody string) *daemon {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "tenantdrift.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(cfgBody), 0o600))
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &daemon{t: t, stderr: &lockedBuffer{}, cancel: cancel, done: make(chan int, 1)}
+	go func() {
+		d.done <- app.Main(ctx, []string{"serve", "--config", cfg, "--listen", "127.0.0.1:0", "--log-level", "debug"}, app.Env{
+			Stdout: io.Discard, Stderr: d.stderr, Version: "test",
+			LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+		})
+	}()
+	require.Eventually(t, func() bool {
+		select {
+		case code := <-d.done:
+			d.done <- code
+			return true
+		default:
+		}
+		m := servingRE.FindStringSubmatch(d.stderr.String())
+		if m != nil {
+			d.addr = m[1]
+		}
+		return m != nil
+	}, 20*time.Second, 20*time.Millisecond)
+	require.NotEmpty(t, d.addr, "serve did not start: %s", d.stderr.String())
+	t.Cleanup(func() { d.stop() })
+	return d
+}
+
+// stop sends the equivalent of SIGTERM and returns the exit code.
+func (d *daemon) stop() int {
+	d.cancel()
+	select {
+	case code := <-d.done:
+		d.done <- code
+		return code
+	case <-time.After(20 * time.Second):
+		d.t.Fatalf("serve did not exit within 20s")
+		return -1
+	}
+}
+
+func (d *daemon) get(path string) (int, string) {
+	resp, err := http.Get("http://" + d.addr + path)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// metric returns the value of one exposition line, or "" when absent.
+func (d *daemon) metric(series string) string {
+	_, body := d.get("/metrics")
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, series+" ") {
+			return strings.TrimPrefix(line, series+" ")
+		}
+	}
+	return ""
+}
+
+func (d *daemon) waitMetric(series, want string) {
+	d.t.Helper()
+	require.Eventually(d.t, func() bool { return d.metric(series) == want }, 20*time.Second, 50*time.Millisecond,
+		"%s never became %s; last %q\n%s", series, want, d.metric(series), d.stderr.String())
+}
+
+const fastConfig = `
+schedule: "@every 1s"
+leader:
+  heartbeat: 200ms
+server:
+  shutdown_grace: 5s
+checks:
+  database_orphan:
+    enabled: false
+`
+
+func TestServe(t *testing.T) {
+	t.Parallel()
+	dsn, pool := landlord(t)
+	incident(t, pool)
+	d := startServe(t, map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn}, fastConfig)
+
+	code, body := d.get("/healthz")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, "ok")
+
+	d.waitMetric(`tenantdrift_findings{check="registry_missing",severity="critical"}`, "1")
+	assert.Equal(t, "1", d.metric("tenantdrift_leader"))
+	assert.Equal(t, "2", d.metric("tenantdrift_tenants"))
+	assert.Equal(t, "0.5", d.metric("tenantdrift_registry_coverage_ratio"))
+	assert.Equal(t, "0", d.metric(`tenantdrift_check_runs_total{check="registry_missing",outcome="error"}`))
+	assert.Contains(t, d.metric(`tenantdrift_build_info{goversion="`+goVersion()+`",version="test"}`), "1")
+	require.Eventually(t, func() bool { c, _ := d.get("/readyz"); return c == http.StatusOK }, 10*time.Second, 50*time.Millisecond,
+		"readyz: %s", func() string { _, b := d.get("/readyz"); return b }())
+
+	// The finding is in the history.
+	waitOpen(t, pool, 1)
+
+	// Repair the registry: the gauge drops and the finding resolves.
+	execSQL(t, pool, `INSERT INTO tenant_databases (id, tenant_id, database_name, slug, database_username, database_password, status, created_at)
+		VALUES (gen_random_uuid(), '80b8d7cd-0000-4000-8000-000000000002', 'tenant_test1', 'test1', 'u', $1, 'active', now())`, encrypt(t, "x"))
+	d.waitMetric(`tenantdrift_findings{check="registry_missing",severity="critical"}`, "0")
+	require.Eventually(t, func() bool {
+		var resolved int
+		_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM tenantdrift.findings WHERE "check" = 'registry_missing' AND resolved_at IS NOT NULL`).Scan(&resolved)
+		return resolved == 1
+	}, 10*time.Second, 50*time.Millisecond)
+
+	// SIGTERM: a clean exit within the grace period.
+	start := time.Now()
+	assert.Equal(t, app.ExitOK, d.stop(), d.stderr.String())
+	assert.Less(t, time.Since(start), 6*time.Second)
+	assert.NotContains(t, d.stderr.String(), "goroutine ")
+}
+
+// proxy is a TCP proxy to the test server that can be taken down and
+// brought back on the same port, to cut the landlord off.
+type proxy struct {
+	t      *testing.T
+	target string
+	addr   string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	p := &proxy{t: t, target: target}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.down)
+	return p
+}
+
+func (p *proxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
+			go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
+		}
+	}()
+}
+
+// down stops listening and cuts every open connection.
+func (p *proxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		_ = p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+// up listens again on the same port.
+func (p *proxy) up() {
+	var ln net.Listener
+	require.Eventually(p.t, func() bool {
+		var err error
+		ln, err = net.Listen("tcp", p.addr)
+		return err == nil
+	}, 5*time.Second, 20*time.Millisecond)
+	p.serve(ln)
+}
+
+func TestServeLandlordDownAndBack(t *testing.T) {
+	t.Parallel()
+	dsn, pool := landlord(t)
+	incident(t, pool)
+	u := mustURL(t, dsn)
+	px := newProxy(t, u.Host)
+	px.down() // down at start
+	u.Host = px.addr
+	u.RawQuery = "sslmode=disable&connect_timeout=2"
+	d := startServe(t, map[string]string{"TENANTDRIFT_LANDLORD_DSN": u.String()}, fastConfig)
+
+	// Alive, not ready, and saying why; nothing succeeds, nothing is resolved.
+	code, _ := d.get("/healthz")
+	assert.Equal(t, http.StatusOK, code)
+	require.Eventually(t, func() bool {
+		c, body := d.get("/readyz")
+		return c == http.StatusServiceUnavailable && strings.Contains(body, "state store unreachable")
+	}, 10*time.Second, 50*time.Millisecond)
+	assert.Equal(t, "0", d.metric(`tenantdrift_check_last_success_timestamp_seconds{check="registry_missing"}`))
+
+	// The landlord comes back: everything recovers by itself.
+	px.up()
+	d.waitMetric(`tenantdrift_findings{check="registry_missing",severity="critical"}`, "1")
+	require.Eventually(t, func() bool { c, _ := d.get("/readyz"); return c == http.StatusOK }, 15*time.Second, 100*time.Millisecond)
+
+	// Down mid-run: errors are counted, the finding is not resolved.
+	waitOpen(t, pool, 1)
+	px.down()
+	before := d.metric(`tenantdrift_check_runs_total{check="registry_missing",outcome="error"}`)
+	require.Eventually(t, func() bool {
+		return d.metric(`tenantdrift_check_runs_total{check="registry_missing",outcome="error"}`) != before
+	}, 15*time.Second, 100*time.Millisecond)
+	assert.Equal(t, "1", d.metric(`tenantdrift_findings{check="registry_missing",severity="critical"}`))
+	var open int
+	require.NoError(t, pool.QueryRow(context.Background(),
+		`SELECT count(*) FROM tenantdrift.findings WHERE "check" = 'registry_missing' AND resolved_at IS NULL`).Scan(&open))
+	assert.Equal(t, 1, open, "an errored run resolves nothing")
+	px.up()
+	assert.Equal(t, app.ExitOK, d.stop(), d.stderr.String())
+}
+
+func TestServeOneActiveReplica(t *testing.T) {
+	t.Parallel()
+	dsn, pool := landlord(t)
+	incident(t, pool)
+	env := map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn}
+	a := startServe(t, env, fastConfig)
+	b := startServe(t, env, fastConfig)
+	leaderOf := func() (*daemon, *daemon) {
+		var l, f *daemon
+		require.Eventually(t, func() bool {
+			la, lb := a.metric("tenantdrift_leader"), b.metric("tenantdrift_leader")
+			switch {
+			case la == "1" && lb == "0":
+				l, f = a, b
+			case la == "0" && lb == "1":
+				l, f = b, a
+			default:
+				return false
+			}
+			return true
+		}, 15*time.Second, 50*time.Millisecond)
+		return l, f
+	}
+	l, f := leaderOf()
+	l.waitMetric(`tenantdrift_findings{check="registry_missing",severity="critical"}`, "1")
+	// The follower runs nothing.
+	assert.Equal(t, "0", f.metric(`tenantdrift_check_runs_total{check="registry_missing",outcome="drift"}`))
+
+	// Kill the leader's lock session: the follower takes over within two
+	// heartbeats (200 ms each; allow for a loaded machine).
+	killLockHolder(t, pool)
+	start := time.Now()
+	require.Eventually(t, func() bool { return f.metric("tenantdrift_leader") == "1" }, 10*time.Second, 20*time.Millisecond)
+	t.Logf("takeover after %s", time.Since(start))
+	f.waitMetric(`tenantdrift_findings{check="registry_missing",severity="critical"}`, "1")
+}
+
+// waitOpen waits until the history holds n open registry_missing findings.
+func waitOpen(t *testing.T, pool *pgxpool.Pool, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		var open int
+		err := pool.QueryRow(context.Background(),
+			`SELECT count(*) FROM tenantdrift.findings WHERE "check" = 'registry_missing' AND resolved_at IS NULL`).Scan(&open)
+		return err == nil && open == n
+	}, 15*time.Second, 50*time.Millisecond)
+}
+
+// killLockHolder terminates the session holding tenantdrift's advisory lock
+// on the test database.
+func killLockHolder(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	var n int
+	// A bigint advisory key is stored as classid (high 32 bits), objid (low).
+	key := uint64(leader.Key)
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+		WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND granted
+		  AND classid = $1 AND objid = $2 AND objsubid = 1`, uint32(key>>32), uint32(key)).Scan(&n))
+	require.Equal(t, 1, n)
+}
+
+func goVersion() string { return runtime.Version() }
