@@ -24,6 +24,35 @@ const ApplicationName = "tenantdrift"
 // set as the session time zone, so timestamps without time zone are read in
 // the zone the application wrote them in.
 func Connect(ctx context.Context, cfg config.Landlord, timeZone string) (*pgxpool.Pool, error) {
+	pool, err := Pool(cfg, timeZone)
+	if err != nil {
+		return nil, err
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout.D())
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to landlord %s: %w", Target(pool.Config().ConnConfig.Config), Describe(err))
+	}
+	return pool, nil
+}
+
+// Pool returns a pool on the landlord without connecting: the daemon starts
+// even while the landlord is down, and connects when it comes back.
+func Pool(cfg config.Landlord, timeZone string) (*pgxpool.Pool, error) {
+	pc, err := ParseConfig(cfg, timeZone)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		return nil, fmt.Errorf("open landlord pool: %w", Describe(err))
+	}
+	return pool, nil
+}
+
+// ParseConfig turns the landlord settings into pool settings.
+func ParseConfig(cfg config.Landlord, timeZone string) (*pgxpool.Config, error) {
 	pc, err := pgxpool.ParseConfig(cfg.DSN.Reveal())
 	if err != nil {
 		// The parse error may quote the DSN; say what is wrong without it.
@@ -49,17 +78,7 @@ func Connect(ctx context.Context, cfg config.Landlord, timeZone string) (*pgxpoo
 	cc.ConnectTimeout = cfg.ConnectTimeout.D()
 	pc.MaxConns = 4
 	pc.MaxConnIdleTime = time.Minute
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("connect to landlord: %w", Describe(err))
-	}
-	pingCtx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout.D())
-	defer cancel()
-	if err := pool.Ping(pingCtx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("connect to landlord %s: %w", Target(pc.ConnConfig.Config), Describe(err))
-	}
-	return pool, nil
+	return pc, nil
 }
 
 // Target names a server and database for messages: host:port/database, no
