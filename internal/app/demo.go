@@ -28,11 +28,14 @@ const maxProvisioned = 300
 
 func runDemo(ctx context.Context, r *runtime, args []string) int {
 	var lf logFlags
-	var keep bool
+	var keep, serve bool
+	var listen string
 	var tenants int
 	var o auditOptions
 	fs := r.newFlagSet("demo", "demo [--keep] [--tenants N] [--format table|json|markdown]", &lf)
 	fs.BoolVar(&keep, "keep", false, "leave the cluster running and print its DSN, to look around with psql")
+	fs.BoolVar(&serve, "serve", false, "run the daemon (tenantdrift serve) against the demo until Ctrl-C, instead of one audit")
+	fs.StringVar(&listen, "listen", "127.0.0.1"+config.DefaultListen, "with --serve: address for /metrics, /healthz and /readyz")
 	fs.IntVar(&tenants, "tenants", 60, "number of tenants in the demo registry (at least 20)")
 	fs.StringVar(&o.format, "format", report.FormatTable, "report format: table, json or markdown")
 	if code, ok := r.parse(fs, &lf, args); !ok {
@@ -80,6 +83,15 @@ func runDemo(ctx context.Context, r *runtime, args []string) int {
 
 	cfg := config.Default()
 	cfg.Landlord.DSN = config.Secret(cluster.DSN(demoDatabase))
+	if serve {
+		cfg.Schedule = "@every 30s"
+		cfg.Laravel.AppKey = config.Secret(appKey)
+		fmt.Fprintf(r.stderr, "Serving the demo: open http://%s/metrics (and /readyz); Ctrl-C stops it and removes the cluster.\n", listen)
+		if keep {
+			fmt.Fprintf(r.env.Stderr, "  psql %q\n", cluster.DSN(demoDatabase))
+		}
+		return r.serve(ctx, cfg, listen)
+	}
 	cfg.Laravel.AppKey = config.Secret(appKey)
 	if tenants > maxProvisioned {
 		// Thousands of real databases would take minutes: audit the registry only.

@@ -122,6 +122,7 @@ func (r *runtime) serve(ctx context.Context, cfg *config.Config, listen string) 
 	electDone := make(chan struct{})
 	go func() { defer close(electDone); d.elector.Run(electCtx) }()
 	sched.Start(ctx)
+	go d.followHistory(ctx)
 	if cfg.IsRunOnStart() {
 		go d.runOnStart(ctx, sched)
 	}
@@ -207,6 +208,46 @@ func (d *daemon) runOnStart(ctx context.Context, sched *schedule.Scheduler) {
 	}
 	for _, inst := range d.instances {
 		sched.RunNow(inst.Name)
+	}
+}
+
+// followHistory keeps a follower's findings gauges and timestamps on the
+// shared history, so a scrape of any replica shows the drift.
+func (d *daemon) followHistory(ctx context.Context) {
+	t := time.NewTicker(d.cfg.Leader.Heartbeat.D())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if d.elector.IsLeader() {
+			continue
+		}
+		store, err := d.openStore(ctx)
+		if err != nil {
+			continue
+		}
+		open, err := store.OpenFindings(ctx)
+		if err != nil {
+			continue
+		}
+		runs, err := store.LastRuns(ctx)
+		if err != nil {
+			continue
+		}
+		success, err := store.LastSuccess(ctx)
+		if err != nil {
+			continue
+		}
+		byCheck := map[string][]check.Finding{}
+		for _, f := range open {
+			byCheck[f.Check] = append(byCheck[f.Check], f.Finding)
+		}
+		for _, inst := range d.instances {
+			d.metrics.ShowHistory(inst.Name, byCheck[inst.Name], runs[inst.Name].FinishedAt, success[inst.Name])
+		}
 	}
 }
 

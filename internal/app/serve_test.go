@@ -309,8 +309,9 @@ func TestServeOneActiveReplica(t *testing.T) {
 	}
 	l, f := leaderOf()
 	l.waitMetric(`tenantdrift_findings{check="registry_missing",severity="critical"}`, "1")
-	// The follower runs nothing.
+	// The follower runs nothing, and shows the shared history.
 	assert.Equal(t, "0", f.metric(`tenantdrift_check_runs_total{check="registry_missing",outcome="drift"}`))
+	f.waitMetric(`tenantdrift_findings{check="registry_missing",severity="critical"}`, "1")
 
 	// Kill the leader's lock session: the follower takes over within two
 	// heartbeats (200 ms each; allow for a loaded machine).
@@ -346,3 +347,45 @@ func killLockHolder(t *testing.T, pool *pgxpool.Pool) {
 }
 
 func goVersion() string { return runtime.Version() }
+
+// TestServeSIGTERMDuringLongRun stops the daemon while db_unreachable waits
+// on a database that never answers: it exits within the grace period and
+// leaves no transaction open.
+func TestServeSIGTERMDuringLongRun(t *testing.T) {
+	t.Parallel()
+	dsn, pool := landlord(t)
+	incident(t, pool)
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = silent.Close() })
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	execSQL(t, pool, `UPDATE tenant_databases SET port = $1, connection_config = '{"sslmode":"disable"}'`, silent.Addr().(*net.TCPAddr).Port)
+	d := startServe(t, map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn, "APP_KEY": appKey}, `
+schedule: "@every 1s"
+leader: {heartbeat: 200ms}
+server: {shutdown_grace: 3s}
+checks:
+  database_orphan: {enabled: false}
+  db_unreachable: {probe_timeout: 60s, timeout: 2m}
+`)
+	d.waitMetric(`tenantdrift_findings{check="registry_missing",severity="critical"}`, "1")
+	// db_unreachable is now stuck on the silent listener.
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	code := d.stop()
+	took := time.Since(start)
+	assert.Equal(t, app.ExitOK, code, d.stderr.String())
+	assert.Less(t, took, 3500*time.Millisecond, "exit within the grace period")
+	var idle int
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name = 'tenantdrift' AND state LIKE 'idle in transaction%'`).Scan(&idle))
+	assert.Zero(t, idle, "no transaction left open")
+}

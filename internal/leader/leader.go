@@ -142,7 +142,11 @@ func (e *Elector) attempt(ctx context.Context, t *time.Ticker) {
 		e.term, e.cancel = nil, nil
 		e.mu.Unlock()
 		end()
-		e.logger.Warn("leadership lost")
+		if ctx.Err() != nil {
+			e.logger.Info("leadership released")
+		} else {
+			e.logger.Warn("leadership lost")
+		}
 		e.onChange(false)
 	}()
 	for {

@@ -384,6 +384,26 @@ func (m *Metrics) setTenantSeries(name string, fs []check.Finding) {
 	m.tenantDropped.Set(float64(len(all) - len(kept)))
 }
 
+// ShowHistory sets the gauges a follower takes from the shared history: a
+// check's open findings and its last run and last success, without
+// counting runs this replica did not make. A zero time leaves a timestamp
+// as it is.
+func (m *Metrics) ShowHistory(name string, open []check.Finding, lastRun, lastSuccess time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.initCheck(name)
+	m.setFindings(name, open)
+	if m.tenantFindings != nil {
+		m.setTenantSeries(name, open)
+	}
+	if !lastRun.IsZero() {
+		m.lastRun.WithLabelValues(name).Set(float64(lastRun.UnixNano()) / 1e9)
+	}
+	if !lastSuccess.IsZero() {
+		m.lastSuccess.WithLabelValues(name).Set(float64(lastSuccess.UnixNano()) / 1e9)
+	}
+}
+
 // ObserveSkipped records a run of the check name that was due but did not
 // happen. It counts in tenantdrift_check_runs_total and changes nothing
 // else.

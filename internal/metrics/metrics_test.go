@@ -480,3 +480,16 @@ func TestCoverage(t *testing.T) {
 		})
 	}
 }
+
+func TestShowHistory(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(reg, Options{Checks: []string{"registry_missing"}, Version: "x"})
+	require.NoError(t, err)
+	open := []check.Finding{{Check: "registry_missing", Severity: "critical", TenantID: "a"}, {Check: "registry_missing", Severity: "critical", TenantID: "b"}}
+	m.ShowHistory("registry_missing", open, time.Unix(200, 0), time.Unix(100, 0))
+	assert.Equal(t, 2.0, testutil.ToFloat64(m.findings.WithLabelValues("registry_missing", "critical")))
+	assert.Equal(t, 200.0, testutil.ToFloat64(m.lastRun.WithLabelValues("registry_missing")))
+	assert.Equal(t, 100.0, testutil.ToFloat64(m.lastSuccess.WithLabelValues("registry_missing")))
+	// Counting is for runs this replica made.
+	assert.Equal(t, 0.0, testutil.ToFloat64(m.runs.WithLabelValues("registry_missing", "drift")))
+}
