@@ -432,4 +432,3 @@ func (d *daemon) notReady(ctx context.Context) string {
 	}
 	return ""
 }
-

@@ -359,12 +359,16 @@ func TestServeSIGTERMDuringLongRun(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = silent.Close() })
 	go func() {
+		var conns []net.Conn // held open, never answered
 		for {
 			c, err := silent.Accept()
 			if err != nil {
+				for _, c := range conns {
+					_ = c.Close()
+				}
 				return
 			}
-			defer c.Close()
+			conns = append(conns, c)
 		}
 	}()
 	execSQL(t, pool, `UPDATE tenant_databases SET port = $1, connection_config = '{"sslmode":"disable"}'`, silent.Addr().(*net.TCPAddr).Port)
