@@ -57,11 +57,13 @@ golangci-lint-install:
 		GOBIN="$(TOOLS_BIN)" $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION); \
 	fi
 
-## bench: every Go benchmark three times, then the 100,000-tenant audit
-## against psql (docs/benchmarks.md)
+## bench: every Go benchmark three times, then the scripts behind
+## docs/benchmarks.md (audit vs psql, probes vs pgbench, the daemon)
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
 	$(GO) run ./scripts/benchaudit -tenants 100000 -runs 7
+	$(GO) run ./scripts/benchprobe -runs 5
+	@if [ -d scripts/benchserve ]; then $(GO) run ./scripts/benchserve; fi
 
 ## demo: start a throwaway PostgreSQL, load a drifted registry, audit it
 demo:

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -392,4 +393,59 @@ checks:
 	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
 		WHERE datname = current_database() AND application_name = 'tenantdrift' AND state LIKE 'idle in transaction%'`).Scan(&idle))
 	assert.Zero(t, idle, "no transaction left open")
+}
+
+func TestServeMetricsPassPromtool(t *testing.T) {
+	t.Parallel()
+	dsn, pool := landlord(t)
+	incident(t, pool)
+	d := startServe(t, map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn}, fastConfig+"metrics: {per_tenant: true}\n")
+	d.waitMetric(`tenantdrift_findings{check="registry_missing",severity="critical"}`, "1")
+	_, body := d.get("/metrics")
+	promtool, err := exec.LookPath("promtool")
+	require.NoError(t, err, "install Debian's prometheus package (.ci/run does)")
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(body)
+	out, err := cmd.CombinedOutput()
+	assert.NoError(t, err, string(out))
+	assert.Empty(t, strings.TrimSpace(string(out)))
+	assert.Contains(t, body, `tenantdrift_tenant_findings{check="registry_missing",reason="no_database_row",tenant_slug="test1"} 1`)
+}
+
+func TestValidateRejectsBadSchedules(t *testing.T) {
+	t.Parallel()
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("schedule: \"*/61 * * * *\"\nchecks:\n  field_mismatch:\n    schedule: \"CRON_TZ=Europe/Berlin\"\n"), 0o600))
+	r := run(t, nil, "validate", "--config", cfg)
+	assert.Equal(t, app.ExitError, r.code)
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	require.Len(t, lines, 2, r.stderr)
+	assert.Contains(t, lines[0], ":1: schedule: invalid cron expression")
+	assert.Contains(t, lines[1], ":4: checks.field_mismatch.schedule: invalid cron expression")
+	assert.NotContains(t, r.stderr, "goroutine")
+}
+
+// TestAuditRecordsHistory: a cron container's audits keep history when a
+// state store is configured, and --no-state leaves it alone.
+func TestAuditRecordsHistory(t *testing.T) {
+	t.Parallel()
+	dsn, pool := landlord(t)
+	incident(t, pool)
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("state: {enabled: true}\n"), 0o600))
+	env := map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn}
+	r := run(t, env, "audit", "--config", cfg)
+	require.Equal(t, app.ExitDrift, r.code, r.stderr)
+	waitOpen(t, pool, 1)
+	execSQL(t, pool, `INSERT INTO tenant_databases (id, tenant_id, database_name, slug, database_username, database_password, status, created_at)
+		VALUES (gen_random_uuid(), '80b8d7cd-0000-4000-8000-000000000002', 'tenant_test1', 'test1', 'u', $1, 'active', now())`, encrypt(t, "x"))
+	r = run(t, env, "audit", "--config", cfg, "--no-state")
+	require.Equal(t, app.ExitOK, r.code, r.stderr)
+	waitOpen(t, pool, 1) // untouched
+	r = run(t, env, "audit", "--config", cfg)
+	require.Equal(t, app.ExitOK, r.code, r.stderr)
+	waitOpen(t, pool, 0) // resolved
+	var runs int
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM tenantdrift.runs WHERE "check" = 'registry_missing'`).Scan(&runs))
+	assert.Equal(t, 2, runs)
 }
