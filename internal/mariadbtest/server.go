@@ -2,16 +2,13 @@ package mariadbtest
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,6 +17,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/tenantdrift/tenantdrift/internal/serverproc"
 )
 
 const (
@@ -448,61 +447,6 @@ func checkMariaDB(ctx context.Context, server string) error {
 	return nil
 }
 
-// serverUser returns the credential to run the MariaDB binaries with: nil
-// (the current user) unless this process runs as root, in which case it is
-// the "mysql" OS user, which the mariadb-server package creates. (mariadbd
-// refuses to run as root without --user.)
-func serverUser() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup("mysql")
-	if err != nil {
-		return nil, fmt.Errorf("running as root, and MariaDB should not, but there is no OS user \"mysql\" to run it as (%w); install mariadb-server (.ci/run does) or run as a non-root user", err)
-	}
-	uid, err := strconv.ParseUint(u.Uid, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("parse uid %q of OS user mysql: %w", u.Uid, err)
-	}
-	gid, err := strconv.ParseUint(u.Gid, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("parse gid %q of OS user mysql: %w", u.Gid, err)
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
-}
-
-// checkSearchable reports an error if an ancestor of dir is not searchable
-// by cred, which would make the server fail with a confusing message. The
-// check is exact for the children this package starts: they run with cred's
-// uid and gid and no supplementary groups.
-func checkSearchable(dir string, cred *syscall.Credential) error {
-	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return nil
-		}
-		var bit os.FileMode
-		switch {
-		case st.Uid == cred.Uid:
-			bit = 0o100
-		case st.Gid == cred.Gid:
-			bit = 0o010
-		default:
-			bit = 0o001
-		}
-		if fi.Mode().Perm()&bit == 0 {
-			return fmt.Errorf("directory %s is not searchable by OS user mysql (uid %d), which runs the server; set TMPDIR to a directory it can reach", p, cred.Uid)
-		}
-		if p == filepath.Dir(p) {
-			return nil
-		}
-	}
-}
-
 func commandEnv(environ []string) []string {
 	env := make([]string, 0, len(environ)+1)
 	for _, kv := range environ {
@@ -559,27 +503,20 @@ func tail(out string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(listenHost, "0"))
-	if err != nil {
-		return 0, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		return 0, err
-	}
-	return port, nil
-}
-
-func randomHex(n int) (string, error) {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
-}
-
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// serverUser is the "mysql" OS user when running as root (the
+// mariadb-server package creates it; mariadbd refuses root without --user).
+func serverUser() (*syscall.Credential, error) {
+	return serverproc.Credential("mysql", "install mariadb-server (.ci/run does) or run as a non-root user")
+}
+
+func checkSearchable(dir string, cred *syscall.Credential) error {
+	return serverproc.CheckSearchable(dir, cred, "mysql", "set TMPDIR to a directory it can reach")
+}
+
+func freePort() (int, error) { return serverproc.FreePort(listenHost) }
+
+func randomHex(n int) (string, error) { return serverproc.RandomHex(n) }

@@ -2,15 +2,14 @@ package pgcluster
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tenantdrift/tenantdrift/internal/serverproc"
 )
 
 // outputLines is how many trailing lines of a failed command's output (or of
@@ -73,60 +72,6 @@ func commandEnv(environ []string) []string {
 	return append(env, "LC_ALL=C")
 }
 
-// serverUser returns the credential to run the PostgreSQL binaries with: nil
-// (the current user) unless this process runs as root, in which case it is
-// the "postgres" OS user.
-func serverUser() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		return nil, fmt.Errorf("running as root, and PostgreSQL refuses to run as root, but there is no OS user \"postgres\" to run it as (%w); create one (useradd --system postgres) or run as a non-root user", err)
-	}
-	uid, err := strconv.ParseUint(u.Uid, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("parse uid %q of OS user postgres: %w", u.Uid, err)
-	}
-	gid, err := strconv.ParseUint(u.Gid, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("parse gid %q of OS user postgres: %w", u.Gid, err)
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
-}
-
-// checkSearchable reports an error if an ancestor of dir is not searchable by
-// cred, which would make initdb fail with a confusing message. The check is
-// exact for the children this package starts: they run with cred's uid and
-// gid and no supplementary groups.
-func checkSearchable(dir string, cred *syscall.Credential) error {
-	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return nil
-		}
-		var bit os.FileMode
-		switch {
-		case st.Uid == cred.Uid:
-			bit = 0o100
-		case st.Gid == cred.Gid:
-			bit = 0o010
-		default:
-			bit = 0o001
-		}
-		if fi.Mode().Perm()&bit == 0 {
-			return fmt.Errorf("directory %s is not searchable by OS user postgres (uid %d), which runs the server; use a parent directory it can reach", p, cred.Uid)
-		}
-		if p == filepath.Dir(p) {
-			return nil
-		}
-	}
-}
-
 // tail returns the last n non-blank lines of out, indented, with secret
 // replaced.
 func tail(out string, n int, secret string) string {
@@ -148,4 +93,14 @@ func tail(out string, n int, secret string) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// serverUser returns the credential to run the PostgreSQL binaries with:
+// the "postgres" OS user when running as root (PostgreSQL refuses root).
+func serverUser() (*syscall.Credential, error) {
+	return serverproc.Credential("postgres", "create one (useradd --system postgres) or run as a non-root user")
+}
+
+func checkSearchable(dir string, cred *syscall.Credential) error {
+	return serverproc.CheckSearchable(dir, cred, "postgres", "use a parent directory it can reach")
 }

@@ -10,8 +10,6 @@ package pgcluster
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +24,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tenantdrift/tenantdrift/internal/serverproc"
 )
 
 const (
@@ -308,27 +308,6 @@ func portTaken(output string) bool {
 		strings.Contains(output, "could not bind IPv4 address")
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		return 0, err
-	}
-	return port, nil
-}
-
-func randomHex(n int) (string, error) {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
-}
-
 // DSN returns a URL connecting as the superuser over TCP, with password, to
 // the named database.
 func (c *Cluster) DSN(database string) string {
@@ -474,3 +453,7 @@ func shellQuote(s string) string {
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+func freePort() (int, error) { return serverproc.FreePort(host) }
+
+func randomHex(n int) (string, error) { return serverproc.RandomHex(n) }
