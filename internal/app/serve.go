@@ -289,7 +289,7 @@ func (d *daemon) runCheck(ctx context.Context, inst check.Instance) {
 
 	logger := d.r.logger.With("check", inst.Name)
 	started := time.Now()
-	res := d.execute(ctx, inst, logger)
+	res := d.execute(ctx, inst)
 	finished := time.Now()
 	if term.Err() != nil {
 		logger.Warn("run abandoned: leadership lost")
@@ -326,9 +326,7 @@ func (d *daemon) runCheck(ctx context.Context, inst check.Instance) {
 
 // execute resolves the registry (so layout and landlord changes are picked
 // up) and runs one check.
-func (d *daemon) execute(ctx context.Context, inst check.Instance, logger interface {
-	Warn(string, ...any)
-}) check.Result {
+func (d *daemon) execute(ctx context.Context, inst check.Instance) check.Result {
 	reg, err := tenant.Resolve(ctx, d.landlord, d.cfg.Registry, fieldsFor(d.cfg, d.instances))
 	if err != nil {
 		return check.Result{Name: inst.Name, Status: check.StatusError, Err: fmt.Errorf("registry layout: %w", landlord.Describe(err))}
