@@ -38,5 +38,6 @@ USER 65532:65532
 EXPOSE 9788
 
 ENTRYPOINT ["/usr/local/bin/tenantdrift"]
-# Becomes ["serve"] when the daemon lands.
-CMD ["audit"]
+# The daemon by default (/metrics, /healthz, /readyz on :9788); pass
+# arguments to run something else, e.g. `docker run IMAGE audit --format json`.
+CMD ["serve"]

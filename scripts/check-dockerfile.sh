@@ -12,7 +12,15 @@
 #   - every file the final stage COPYs from the build context exists, and the
 #     config it installs validates as the image would load it;
 #   - the final stage is distroless/static :nonroot with a numeric non-root
-#     USER, and ENTRYPOINT is the path the binary was copied to.
+#     USER, ENTRYPOINT is the path the binary was copied to, and CMD runs
+#     the daemon (serve);
+#   - the binary started as the image starts it (ENTRYPOINT + CMD, an empty
+#     environment but for TENANTDRIFT_CONFIG = the image's config and the
+#     secrets), against a throwaway PostgreSQL from `tenantdrift demo --keep`,
+#     answers /healthz 200, /readyz 200, /metrics with tenantdrift_leader 1,
+#     and exits 0 within 10 s of SIGTERM.
+#
+# Needs Go and the machine's PostgreSQL server binaries (as `make test` does).
 #
 # Usage: scripts/check-dockerfile.sh [Dockerfile]   (from anywhere)
 # Exit status: 0 when every check passes, 1 otherwise.
@@ -141,6 +149,18 @@ entry0="$(sed -nE 's/^\[ *"([^"]+)".*$/\1/p' <<<"$entrypoint")"
 check "ENTRYPOINT is exec form and runs ${bin_dest:-the copied binary} (got ${entrypoint:-none})" \
 	test -n "$bin_dest" -a "$entry0" = "$bin_dest"
 
+exec_form() { # exec_form '["a", "b"]': one element a line; fails unless exec (JSON) form
+	[[ "$1" =~ ^\[.*\]$ ]] || return 1
+	grep -oE '"([^"\\]|\\.)*"' <<<"$1" | sed -E 's/^"//; s/"$//'
+}
+cmd_line="$(grep -E '^CMD ' <<<"$final_stage" | tail -n1 | sed -E 's/^CMD //')"
+entry_args=()
+cmd_args=()
+if exec_form "$entrypoint" >/dev/null; then mapfile -t entry_args < <(exec_form "$entrypoint"); fi
+if exec_form "$cmd_line" >/dev/null; then mapfile -t cmd_args < <(exec_form "$cmd_line"); fi
+check "CMD is exec form and runs the daemon, serve (got ${cmd_line:-none})" \
+	test "${cmd_args[0]:-}" = serve
+
 # --- files copied from the build context ------------------------------------
 
 context_copies="$(grep -E '^COPY ' <<<"$final_stage" | grep -v -- '--from=' || true)"
@@ -169,7 +189,19 @@ check "ENV TENANTDRIFT_CONFIG (${env_config:-unset}) is the copied config (${con
 # --- build it and inspect the binary ----------------------------------------
 
 tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+serve_pid=""   # the daemon the smoke test starts
+stop_cluster="" # the demo cluster's stop command, once it runs
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+	if [[ -n "$serve_pid" ]] && kill -0 "$serve_pid" 2>/dev/null; then
+		kill -KILL "$serve_pid" 2>/dev/null || true
+	fi
+	if [[ -n "$stop_cluster" ]] && ! bash -c "$stop_cluster" >/dev/null 2>&1; then
+		echo "      could not stop the demo cluster; run: $stop_cluster"
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
 version="check-dockerfile-$$"
 local_cmd="${build_cmd//"-o ${out_path}"/-o ${tmp}/tenantdrift}"
 
@@ -211,5 +243,135 @@ if [[ -n "$config_src" && -e "$config_src" ]]; then
 		fail "the image's config (${config_src}) passes 'tenantdrift validate'"
 	fi
 fi
+
+# --- run it as the image would ----------------------------------------------
+#
+# ENTRYPOINT + CMD, in an empty environment but for what a deployment sets:
+# TENANTDRIFT_CONFIG (the config the image installs), the landlord DSN and
+# APP_KEY (secrets, from env), and TENANTDRIFT_LISTEN. The landlord is a
+# throwaway PostgreSQL with a drifted registry, from `tenantdrift demo
+# --keep`. The listen port is 127.0.0.1:0, read back from the "serving" log
+# line: a free port without a race.
+
+if [[ -z "$config_src" || ! -e "$config_src" || ${#entry_args[@]} -eq 0 || ${#cmd_args[@]} -eq 0 ]]; then
+	fail "the image's ENTRYPOINT, CMD and config are known, to start the binary as the image does"
+	summary
+fi
+image_args=("${entry_args[@]:1}" "${cmd_args[@]}")
+
+echo "      starting a throwaway PostgreSQL: go run ./cmd/tenantdrift demo --keep --tenants 20"
+if ! go run ./cmd/tenantdrift demo --keep --tenants 20 --format json >"$tmp/demo.json" 2>"$tmp/demo.log"; then
+	cat "$tmp/demo.log"
+	fail "tenantdrift demo --keep starts a throwaway PostgreSQL (needs the PostgreSQL server binaries)"
+	summary
+fi
+# demo --keep prints to stderr:  psql "DSN", APP_KEY=..., and after "Stop and
+# remove it with:" the command that does.
+stop_cluster="$(sed -n '/^Stop and remove it with:$/{n;s/^  //;p;q;}' "$tmp/demo.log")"
+landlord_dsn="$(sed -nE 's/^  psql "(.*)"$/\1/p' "$tmp/demo.log" | head -n1)"
+app_key="$(sed -nE 's/^  APP_KEY=([^ ]+) .*$/\1/p' "$tmp/demo.log" | head -n1)"
+if [[ -z "$stop_cluster" || -z "$landlord_dsn" || -z "$app_key" ]]; then
+	cat "$tmp/demo.log"
+	fail "demo --keep printed the landlord DSN, APP_KEY and stop command"
+	summary
+fi
+pass "demo --keep started a throwaway landlord"
+
+echo "      running: $bin_dest ${image_args[*]}  (as ${binary})"
+env -i \
+	TENANTDRIFT_CONFIG="$root/$config_src" \
+	TENANTDRIFT_LANDLORD_DSN="$landlord_dsn" \
+	APP_KEY="$app_key" \
+	TENANTDRIFT_LISTEN=127.0.0.1:0 \
+	"$binary" "${image_args[@]}" >"$tmp/serve.out" 2>"$tmp/serve.log" &
+serve_pid=$!
+
+addr=""
+for _ in $(seq 1 150); do # up to 15 s
+	addr="$(sed -nE 's/.*msg=serving addr=([0-9.]+:[0-9]+).*/\1/p' "$tmp/serve.log" | head -n1)"
+	[[ -n "$addr" ]] && break
+	kill -0 "$serve_pid" 2>/dev/null || break
+	sleep 0.1
+done
+if [[ -z "$addr" ]]; then
+	if ! kill -0 "$serve_pid" 2>/dev/null; then
+		serve_rc=0
+		wait "$serve_pid" || serve_rc=$?
+		echo "      it exited with status ${serve_rc}"
+	fi
+	tail -n 20 "$tmp/serve.log" "$tmp/serve.out"
+	fail "the image's command starts and listens (TENANTDRIFT_LISTEN=127.0.0.1:0)"
+	summary
+fi
+pass "the image's command (${image_args[*]}) listens on ${addr}"
+
+http_status=""
+# shellcheck disable=SC2317 # called through report
+http_get() { # http_get PATH: sets http_status, body in $tmp/body. No curl needed.
+	http_status=""
+	: >"$tmp/body"
+	# HTTP/1.0: the server closes the connection after its response.
+	timeout 5 bash -c 'exec 3<>"/dev/tcp/${1%:*}/${1##*:}" || exit 1
+		printf "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" "$2" "$1" >&3
+		cat <&3' _ "$addr" "$1" >"$tmp/response" 2>/dev/null || return 1
+	http_status="$(head -n1 "$tmp/response" | awk '{ print $2 }')"
+	sed '1,/^\r\{0,1\}$/d' "$tmp/response" >"$tmp/body"
+}
+# shellcheck disable=SC2317 # called through report
+wait_for() { # wait_for SECONDS PATH STATUS [BODY_REGEX]: poll until it answers so
+	local deadline=$((SECONDS + $1))
+	while ((SECONDS < deadline)); do
+		if http_get "$2" && [[ "$http_status" == "$3" ]] &&
+			{ [[ -z "${4:-}" ]] || grep -qE "$4" "$tmp/body"; }; then
+			return 0
+		fi
+		kill -0 "$serve_pid" 2>/dev/null || return 1
+		sleep 0.2
+	done
+	return 1
+}
+report() { # report DESCRIPTION: PASS, or FAIL with the last answer and the log
+	if "${@:2}"; then
+		pass "$1"
+	else
+		fail "$1 (last answer: ${http_status:-none} $(head -c 300 "$tmp/body" | tr '\n' ' '))"
+		tail -n 20 "$tmp/serve.log"
+	fi
+}
+report "/healthz answers 200" wait_for 10 /healthz 200
+report "/readyz answers 200 (state store migrated, checks on schedule)" wait_for 30 /readyz 200
+report "/metrics shows tenantdrift_leader 1 (this replica took the lock)" \
+	wait_for 30 /metrics 200 '^tenantdrift_leader 1$'
+
+kill -TERM "$serve_pid"
+started=$SECONDS
+for _ in $(seq 1 100); do # up to 10 s
+	kill -0 "$serve_pid" 2>/dev/null || break
+	sleep 0.1
+done
+if kill -0 "$serve_pid" 2>/dev/null; then
+	kill -KILL "$serve_pid" 2>/dev/null || true
+	wait "$serve_pid" 2>/dev/null || true
+	tail -n 20 "$tmp/serve.log"
+	fail "SIGTERM: the daemon exits within 10 s (killed after 10 s)"
+else
+	serve_rc=0
+	wait "$serve_pid" || serve_rc=$?
+	if ((serve_rc == 0)); then
+		pass "SIGTERM: the daemon exits 0 within 10 s (took ~$((SECONDS - started)) s)"
+	else
+		tail -n 20 "$tmp/serve.log"
+		fail "SIGTERM: the daemon exits 0 within 10 s (exit ${serve_rc})"
+	fi
+fi
+serve_pid=""
+
+if bash -c "$stop_cluster" >"$tmp/stop.log" 2>&1; then
+	pass "the demo cluster is stopped and removed"
+else
+	cat "$tmp/stop.log"
+	fail "the demo cluster is stopped and removed ($stop_cluster)"
+fi
+stop_cluster=""
 
 summary
