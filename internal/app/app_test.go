@@ -529,7 +529,7 @@ func TestDecryptedPasswordsNeverLeak(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(admin.Close)
 	x := strings.ReplaceAll(strings.TrimPrefix(mustURL(t, dsn).Path, "/"), "-", "_")
-	role, db := "canary_"+x, "tenant_canary_"+x
+	role, db := "canary_"+x, "canarydb_"+x // not tenant_%: parallel tests inventory this server
 	for _, sql := range []string{
 		fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", role, right),
 		fmt.Sprintf("CREATE DATABASE %s", db),
