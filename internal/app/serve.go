@@ -241,6 +241,11 @@ func (d *daemon) followHistory(ctx context.Context) {
 		if err != nil {
 			continue
 		}
+		// Reading took time: if this replica became the leader meanwhile,
+		// its own runs are fresher than what was read.
+		if d.elector.IsLeader() {
+			continue
+		}
 		byCheck := map[string][]check.Finding{}
 		for _, f := range open {
 			byCheck[f.Check] = append(byCheck[f.Check], f.Finding)
@@ -248,6 +253,7 @@ func (d *daemon) followHistory(ctx context.Context) {
 		for _, inst := range d.instances {
 			d.metrics.ShowHistory(inst.Name, byCheck[inst.Name], runs[inst.Name].FinishedAt, success[inst.Name])
 		}
+		d.r.logger.Debug("follower metrics refreshed from history", "open_findings", len(open))
 	}
 }
 

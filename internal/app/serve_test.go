@@ -276,7 +276,7 @@ func TestServeLandlordDownAndBack(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return d.metric(`tenantdrift_check_runs_total{check="registry_missing",outcome="error"}`) != before
 	}, 15*time.Second, 100*time.Millisecond)
-	assert.Equal(t, "1", d.metric(`tenantdrift_findings{check="registry_missing",severity="critical"}`))
+	assert.Equal(t, "1", d.metric(`tenantdrift_findings{check="registry_missing",severity="critical"}`), d.stderr.String())
 	var open int
 	require.NoError(t, pool.QueryRow(context.Background(),
 		`SELECT count(*) FROM tenantdrift.findings WHERE "check" = 'registry_missing' AND resolved_at IS NULL`).Scan(&open))
@@ -314,10 +314,26 @@ func TestServeOneActiveReplica(t *testing.T) {
 	assert.Equal(t, "0", f.metric(`tenantdrift_check_runs_total{check="registry_missing",outcome="drift"}`))
 	f.waitMetric(`tenantdrift_findings{check="registry_missing",severity="critical"}`, "1")
 
-	// Kill the leader's lock session: the follower takes over within two
-	// heartbeats (200 ms each; allow for a loaded machine).
+	// Kill the leader's lock session: it steps down, and within a couple of
+	// heartbeats (200 ms each; allow for a loaded machine) exactly one
+	// replica leads again: the follower, or the old leader on a new session.
+	old := lockHolder(t, pool)
 	killLockHolder(t, pool)
 	start := time.Now()
+	require.Eventually(t, func() bool {
+		pid := lockHolder(t, pool)
+		return pid != 0 && pid != old
+	}, 10*time.Second, 20*time.Millisecond)
+	t.Logf("a leader again after %s", time.Since(start))
+	require.Eventually(t, func() bool {
+		return a.metric("tenantdrift_leader")+b.metric("tenantdrift_leader") == "10" ||
+			a.metric("tenantdrift_leader")+b.metric("tenantdrift_leader") == "01"
+	}, 10*time.Second, 20*time.Millisecond)
+
+	// The leader goes away: the follower takes over and carries on.
+	l, f = leaderOf()
+	require.Equal(t, app.ExitOK, l.stop())
+	start = time.Now()
 	require.Eventually(t, func() bool { return f.metric("tenantdrift_leader") == "1" }, 10*time.Second, 20*time.Millisecond)
 	t.Logf("takeover after %s", time.Since(start))
 	f.waitMetric(`tenantdrift_findings{check="registry_missing",severity="critical"}`, "1")
@@ -332,6 +348,18 @@ func waitOpen(t *testing.T, pool *pgxpool.Pool, n int) {
 			`SELECT count(*) FROM tenantdrift.findings WHERE "check" = 'registry_missing' AND resolved_at IS NULL`).Scan(&open)
 		return err == nil && open == n
 	}, 15*time.Second, 50*time.Millisecond)
+}
+
+// lockHolder is the backend pid holding the leader lock, or 0.
+func lockHolder(t *testing.T, pool *pgxpool.Pool) int {
+	t.Helper()
+	key := uint64(leader.Key)
+	var pid int
+	err := pool.QueryRow(context.Background(), `SELECT coalesce(max(pid), 0) FROM pg_locks
+		WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND granted
+		  AND classid = $1 AND objid = $2 AND objsubid = 1`, uint32(key>>32), uint32(key)).Scan(&pid)
+	require.NoError(t, err)
+	return pid
 }
 
 // killLockHolder terminates the session holding tenantdrift's advisory lock

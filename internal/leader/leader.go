@@ -25,6 +25,7 @@ const Key int64 = 0x74646c6561646572
 type Elector struct {
 	connect   func(ctx context.Context) (*pgx.Conn, error)
 	heartbeat time.Duration
+	timeout   time.Duration
 	logger    *slog.Logger
 	onChange  func(leader bool)
 
@@ -55,7 +56,9 @@ func New(o Options) *Elector {
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = 5 * time.Second
 	}
-	return &Elector{connect: o.Connect, heartbeat: o.Heartbeat, logger: o.Logger, onChange: o.OnChange}
+	// Connecting, locking and pinging get at least two seconds, so a busy
+	// database does not make leadership flap with a short heartbeat.
+	return &Elector{connect: o.Connect, heartbeat: o.Heartbeat, timeout: max(o.Heartbeat, 2*time.Second), logger: o.Logger, onChange: o.OnChange}
 }
 
 // Leading returns the context of the current term and true while this
@@ -108,7 +111,7 @@ func (e *Elector) Run(ctx context.Context) {
 // attempt connects, tries the lock, and while it holds it, heartbeats until
 // the connection fails or ctx ends.
 func (e *Elector) attempt(ctx context.Context, t *time.Ticker) {
-	cctx, cancel := context.WithTimeout(ctx, e.heartbeat)
+	cctx, cancel := context.WithTimeout(ctx, e.timeout)
 	conn, err := e.connect(cctx)
 	cancel()
 	if err != nil {
@@ -120,7 +123,7 @@ func (e *Elector) attempt(ctx context.Context, t *time.Ticker) {
 	}
 	defer conn.Close(context.WithoutCancel(ctx)) // ends the session, which releases the lock
 	var got bool
-	qctx, cancel := context.WithTimeout(ctx, e.heartbeat)
+	qctx, cancel := context.WithTimeout(ctx, e.timeout)
 	err = conn.QueryRow(qctx, "SELECT pg_try_advisory_lock($1)", Key).Scan(&got)
 	cancel()
 	if err != nil {
@@ -155,7 +158,7 @@ func (e *Elector) attempt(ctx context.Context, t *time.Ticker) {
 			return
 		case <-t.C:
 		}
-		hctx, cancel := context.WithTimeout(ctx, e.heartbeat)
+		hctx, cancel := context.WithTimeout(ctx, e.timeout)
 		err := conn.Ping(hctx)
 		cancel()
 		if err != nil {
