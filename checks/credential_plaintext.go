@@ -25,20 +25,19 @@ func (c CredentialPlaintext) Statement(now time.Time) (string, pgx.NamedArgs) {
 
 // Run implements check.Check.
 func (c CredentialPlaintext) Run(ctx context.Context, env check.Env) ([]check.Finding, error) {
-	rows, err := c.Query.rows(ctx, env)
-	if err != nil {
-		return nil, err
-	}
 	var out []check.Finding
-	for _, r := range rows {
+	err := c.Query.each(ctx, env, func(r credentialRow) {
 		if !c.Credentials.read(r.password).plaintext {
-			continue
+			return
 		}
 		f := r.finding()
 		f.Reason = "not_encrypted"
 		f.Message = fmt.Sprintf("The database password of tenant %s is stored in clear text, readable by anyone who can read tenant_databases; store it with encrypt().",
 			name(r.slug, r.tenantID))
 		out = append(out, f)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -27,21 +27,20 @@ func (c CredentialUndecryptable) Statement(now time.Time) (string, pgx.NamedArgs
 
 // Run implements check.Check.
 func (c CredentialUndecryptable) Run(ctx context.Context, env check.Env) ([]check.Finding, error) {
-	rows, err := c.Query.rows(ctx, env)
-	if err != nil {
-		return nil, err
-	}
 	var out []check.Finding
-	for _, r := range rows {
+	err := c.Query.each(ctx, env, func(r credentialRow) {
 		cred := c.Credentials.read(r.password)
 		if cred.reason == "" {
-			continue
+			return
 		}
 		f := r.finding()
 		f.Reason = string(cred.reason)
 		f.Message = fmt.Sprintf("The database password of tenant %s cannot be decrypted (%s): %s; the application cannot connect to its database either.",
 			name(r.slug, r.tenantID), cred.reason, undecryptableHint(cred.reason))
 		out = append(out, f)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

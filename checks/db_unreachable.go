@@ -50,16 +50,12 @@ func (c DBUnreachable) Run(ctx context.Context, env check.Env) ([]check.Finding,
 	if _, err := c.Prober.PostgresConfig(probe.Target{Host: "localhost", SSLMode: c.SSLMode}, time.Second); err != nil {
 		return nil, fmt.Errorf("prepare probes: %w", err)
 	}
-	rows, err := c.Query.rows(ctx, env)
-	if err != nil {
-		return nil, err
-	}
 	var out []check.Finding
 	var todo []probeRow
-	for _, r := range rows {
+	err := c.Query.each(ctx, env, func(r credentialRow) {
 		cred := c.Credentials.read(r.password)
 		if cred.reason != "" {
-			continue
+			return
 		}
 		t, problem := c.target(r, cred.password, env)
 		if problem != "" {
@@ -68,9 +64,13 @@ func (c DBUnreachable) Run(ctx context.Context, env check.Env) ([]check.Finding,
 			f.Actual = problem
 			f.Message = fmt.Sprintf("The registry row of tenant %s cannot be used to connect: %s; correct the row.", name(r.slug, r.tenantID), problem)
 			out = append(out, f)
-			continue
+			return
 		}
+		r.password, r.connectionConfig = nil, nil // the target holds what the probe needs
 		todo = append(todo, probeRow{row: r, target: t})
+	})
+	if err != nil {
+		return nil, err
 	}
 	targets := make([]probe.Target, len(todo))
 	for i, p := range todo {
