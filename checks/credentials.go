@@ -52,11 +52,11 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// each runs the query. The passwords it reads stay in memory, never in a
-// finding, a log or an error.
-// each streams the rows to fn one at a time, so a check that keeps only
-// what it finds holds one row in memory, not the whole registry (measured:
-// 100,000 rows collected first cost ~100 MiB of peak RSS).
+// each runs the query and streams the rows to fn one at a time, so a check
+// that keeps only what it finds holds one row in memory, not the whole
+// registry (measured: collecting 100,000 rows first cost ~100 MiB of peak
+// RSS). The passwords it reads stay in memory, never in a finding, a log or
+// an error.
 func (q credentialQuery) each(ctx context.Context, env check.Env, fn func(credentialRow)) error {
 	body, args := q.Statement(env.Now)
 	sql, all := env.Registry.Query(body, args)
