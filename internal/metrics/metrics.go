@@ -269,7 +269,11 @@ func (m *Metrics) ObserveRun(res check.Result, finished time.Time) {
 	m.initCheck(res.Name)
 
 	m.runs.WithLabelValues(res.Name, outcome(res)).Inc()
-	m.duration.WithLabelValues(res.Name).Observe(res.Duration.Seconds())
+	// A run that never started (this replica could not reach the database
+	// to contend for leadership) has no duration to report.
+	if res.Duration > 0 {
+		m.duration.WithLabelValues(res.Name).Observe(res.Duration.Seconds())
+	}
 	ts := float64(finished.UnixNano()) / 1e9
 	m.lastRun.WithLabelValues(res.Name).Set(ts)
 	if res.Err != nil {

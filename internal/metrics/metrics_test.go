@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -492,4 +493,15 @@ func TestShowHistory(t *testing.T) {
 	assert.Equal(t, 100.0, testutil.ToFloat64(m.lastSuccess.WithLabelValues("registry_missing")))
 	// Counting is for runs this replica made.
 	assert.Equal(t, 0.0, testutil.ToFloat64(m.runs.WithLabelValues("registry_missing", "drift")))
+}
+
+func TestRunThatNeverStartedHasNoDuration(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(reg, Options{Checks: []string{"registry_missing"}, Version: "x"})
+	require.NoError(t, err)
+	m.ObserveRun(check.Result{Name: "registry_missing", Status: check.StatusError, Err: errors.New("landlord unreachable")}, time.Unix(100, 0))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.runs.WithLabelValues("registry_missing", "error")))
+	var pb dto.Metric
+	require.NoError(t, m.duration.WithLabelValues("registry_missing").(prometheus.Metric).Write(&pb))
+	assert.Zero(t, pb.GetHistogram().GetSampleCount())
 }
