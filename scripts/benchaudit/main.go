@@ -15,16 +15,15 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tenantdrift/tenantdrift/scripts/internal/benchkit"
 )
 
 func main() {
@@ -54,29 +53,17 @@ func run(ctx context.Context, tenants int, drift float64, runs int) error {
 		return err
 	}
 	defer os.RemoveAll(tmp) //nolint:errcheck // best effort cleanup of a temp dir
-	bin := filepath.Join(tmp, "tenantdrift")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/tenantdrift")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %w\n%s", err, out)
+	bin, err := benchkit.Build(ctx, tmp)
+	if err != nil {
+		return err
 	}
-
-	// The registry is loaded by `tenantdrift demo --keep` in its own
-	// process: a child's peak RSS on Linux starts at its parent's (the
-	// child shares the parent's memory until exec), so this process must
-	// stay small for the RSS figures to mean anything.
 	start := time.Now()
-	demo := exec.CommandContext(ctx, bin, "demo", "--keep", "--format", "json", "--tenants", strconv.Itoa(tenants))
-	var demoErr bytes.Buffer
-	demo.Stdout, demo.Stderr = io.Discard, &demoErr
-	if err := demo.Run(); err != nil {
-		return fmt.Errorf("demo --keep: %w\n%s", err, demoErr.String())
+	demo, err := benchkit.LoadDemo(ctx, bin, tenants)
+	if err != nil {
+		return err
 	}
-	dsn, stopCmd := parseKeep(demoErr.String())
-	if dsn == "" || stopCmd == "" {
-		return fmt.Errorf("demo --keep printed no DSN:\n%s", demoErr.String())
-	}
-	defer exec.Command("sh", "-c", stopCmd).Run() //nolint:errcheck // best effort
+	defer demo.Close()
+	dsn := demo.DSN
 	fmt.Printf("registry: %d tenants, %.0f%% of them with each kind of drift (demo loaded and audited it in %s)\n",
 		tenants, drift*100, time.Since(start).Round(time.Millisecond))
 	psqlBin, err := exec.LookPath("psql")
@@ -174,21 +161,6 @@ func minW(s []sample) time.Duration {
 
 func maxW(s []sample) time.Duration {
 	return slices.MaxFunc(s, func(a, b sample) int { return int(a.wall - b.wall) }).wall.Round(time.Millisecond)
-}
-
-// parseKeep finds the DSN and the stop command in demo --keep's stderr.
-func parseKeep(out string) (dsn, stop string) {
-	lines := strings.Split(out, "\n")
-	for i, l := range lines {
-		l = strings.TrimSpace(l)
-		if strings.HasPrefix(l, "psql ") {
-			dsn = strings.Trim(strings.TrimPrefix(l, "psql "), `"`)
-		}
-		if strings.HasPrefix(l, "Stop and remove it with:") && i+1 < len(lines) {
-			stop = strings.TrimSpace(lines[i+1])
-		}
-	}
-	return dsn, stop
 }
 
 // pgBinDir is the newest /usr/lib/postgresql/*/bin, for psql off PATH.

@@ -44,6 +44,7 @@ import (
 
 	"github.com/tenantdrift/tenantdrift/internal/pgcluster"
 	"github.com/tenantdrift/tenantdrift/internal/probe"
+	"github.com/tenantdrift/tenantdrift/scripts/internal/benchkit"
 )
 
 const (
@@ -82,7 +83,7 @@ func run(ctx context.Context, runs int) (err error) {
 	if runs < 1 {
 		return errors.New("-runs must be at least 1")
 	}
-	fmt.Printf("load average at start: %s (%d CPUs)\n", loadAvg(), runtime.NumCPU())
+	fmt.Printf("load average at start: %s (%d CPUs)\n", benchkit.Loadavg(), runtime.NumCPU())
 
 	start := time.Now()
 	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Settings: map[string]string{"max_connections": "300"}})
@@ -161,7 +162,7 @@ func run(ctx context.Context, runs int) (err error) {
 		silentConc, silentTimeout, silentCount, mSilent, slices.Min(silentWall), slices.Max(silentWall), runs)
 	fmt.Printf("| same, sslmode=prefer | %.2f s | | | | 1 |\n", silentPrefer)
 
-	fmt.Printf("\nload average at end: %s (%d CPUs)\n\n", loadAvg(), runtime.NumCPU())
+	fmt.Printf("\nload average at end: %s (%d CPUs)\n\n", benchkit.Loadavg(), runtime.NumCPU())
 	verdict("throughput vs pgbench", mOurs/mBench >= 0.7, "%.2fx (ours %.0f probes/s, pgbench %.0f connections/s; target >= 0.7x)", mOurs/mBench, mOurs, mBench)
 	verdict("throughput vs psql loop", mOurs/mNaive >= 10, "%.1fx (ours %.0f probes/s, psql %.1f probes/s; target >= 10x)", mOurs/mNaive, mOurs, mNaive)
 	verdict("silent listeners", mSilent <= 5, "%.2f s for %d targets, every reason timeout (target <= 5 s)", mSilent, silentCount)
@@ -548,19 +549,6 @@ func medianF(xs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// loadAvg is the first three fields of /proc/loadavg, or "unknown".
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func randomHex(n int) (string, error) {

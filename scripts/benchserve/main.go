@@ -44,6 +44,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tenantdrift/tenantdrift/scripts/internal/benchkit"
 )
 
 func main() {
@@ -122,36 +124,25 @@ func serveConfig(interval time.Duration, disable []string) []byte {
 }
 
 func run(ctx context.Context, o options) error {
-	loadStart := loadavg()
+	loadStart := benchkit.Loadavg()
 	tmp, err := os.MkdirTemp("", "benchserve-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp) //nolint:errcheck // best effort cleanup of a temp dir
-	bin := filepath.Join(tmp, "tenantdrift")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/tenantdrift")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %w\n%s", err, out)
+	bin, err := benchkit.Build(ctx, tmp)
+	if err != nil {
+		return err
 	}
-
-	// The registry is loaded by `tenantdrift demo --keep` in its own
-	// process, and this process stays small: on Linux a child's ru_maxrss
-	// starts at its parent's resident size (the child shares the parent's
-	// memory until exec), which would inflate the baseline audit's peak.
-	// The daemon's peak is VmHWM, which exec resets.
+	// The daemon's peak is VmHWM, which exec resets; the baseline audit's
+	// is ru_maxrss, hence the small parent (see benchkit).
 	start := time.Now()
-	demo := exec.CommandContext(ctx, bin, "demo", "--keep", "--format", "json", "--tenants", strconv.Itoa(o.tenants))
-	var demoErr bytes.Buffer
-	demo.Stdout, demo.Stderr = io.Discard, &demoErr
-	if err := demo.Run(); err != nil {
-		return fmt.Errorf("demo --keep: %w\n%s", err, demoErr.String())
+	demo, err := benchkit.LoadDemo(ctx, bin, o.tenants)
+	if err != nil {
+		return err
 	}
-	dsn, stopCmd := parseKeep(demoErr.String())
-	if dsn == "" || stopCmd == "" {
-		return fmt.Errorf("demo --keep printed no DSN:\n%s", demoErr.String())
-	}
-	defer exec.Command("sh", "-c", stopCmd).Run() //nolint:errcheck // best effort
+	defer demo.Close()
+	dsn := demo.DSN
 	fmt.Printf("registry: %d tenants, 1%% of them with each kind of drift (demo loaded and audited it in %s)\n",
 		o.tenants, time.Since(start).Round(time.Millisecond))
 	fmt.Printf("load average at start: %s\n", loadStart)
@@ -192,7 +183,7 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("%w\ndaemon stderr (tail):\n%s", err, d.tail(30))
 	}
 	res.base, res.same = base, same
-	res.loadStart, res.loadEnd = loadStart, loadavg()
+	res.loadStart, res.loadEnd = loadStart, benchkit.Loadavg()
 	res.print(o)
 	return nil
 }
@@ -806,31 +797,4 @@ func freeAddr() (string, error) {
 	}
 	addr := ln.Addr().String()
 	return addr, ln.Close()
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-// parseKeep finds the DSN and the stop command in demo --keep's stderr.
-func parseKeep(out string) (dsn, stop string) {
-	lines := strings.Split(out, "\n")
-	for i, l := range lines {
-		l = strings.TrimSpace(l)
-		if strings.HasPrefix(l, "psql ") {
-			dsn = strings.Trim(strings.TrimPrefix(l, "psql "), `"`)
-		}
-		if strings.HasPrefix(l, "Stop and remove it with:") && i+1 < len(lines) {
-			stop = strings.TrimSpace(lines[i+1])
-		}
-	}
-	return dsn, stop
 }
