@@ -92,7 +92,8 @@ type Store struct {
 	now    func() time.Time
 	// Qualified, quoted table names.
 	findings, runs, versions string
-	tables                   *strings.Replacer // {findings} and {runs} in queries
+	outbox, threads          string
+	tables                   *strings.Replacer // {findings}, {runs}, {outbox} and {slack_messages} in queries
 	known                    int               // newest migration version embedded
 }
 
@@ -129,9 +130,12 @@ func Open(ctx context.Context, pool *pgxpool.Pool, schema string, now func() tim
 		findings: pgx.Identifier{schema, "findings"}.Sanitize(),
 		runs:     pgx.Identifier{schema, "runs"}.Sanitize(),
 		versions: pgx.Identifier{schema, "schema_migrations"}.Sanitize(),
+		outbox:   pgx.Identifier{schema, "outbox"}.Sanitize(),
+		threads:  pgx.Identifier{schema, "slack_messages"}.Sanitize(),
 		known:    ms[len(ms)-1].version,
 	}
-	s.tables = strings.NewReplacer("{findings}", s.findings, "{runs}", s.runs)
+	s.tables = strings.NewReplacer("{findings}", s.findings, "{runs}", s.runs,
+		"{outbox}", s.outbox, "{slack_messages}", s.threads)
 	return s, nil
 }
 
@@ -273,16 +277,32 @@ const runLockClass int32 = 0x7464
 // Runs of the same check take turns; runs of different checks do not wait
 // for each other.
 func (s *Store) RecordRun(ctx context.Context, res check.Result, started, finished time.Time) (Transitions, error) {
+	return s.RecordRunWithOutbox(ctx, res, started, finished, nil)
+}
+
+// RecordRunWithOutbox is RecordRun that also enqueues notifications in the
+// same transaction: plan, when not nil, is called with the run's
+// transitions (empty when res.Err is not nil) before the commit, and the
+// items it returns are inserted into the outbox, due at once. The findings,
+// the run and the items commit together or not at all: when an item cannot
+// be stored (an unknown kind, a payload that does not marshal) nothing is,
+// and when plan panics the transaction is rolled back before the panic
+// goes on. plan must not block; it runs while the check's run lock is held.
+func (s *Store) RecordRunWithOutbox(ctx context.Context, res check.Result, started, finished time.Time,
+	plan func(Transitions) []OutboxItem) (Transitions, error) {
 	if res.Name == "" {
 		return Transitions{}, errors.New("record run: no check name")
 	}
 	if res.Err != nil {
-		_, err := s.pool.Exec(ctx, s.sql(insertRunSQL),
-			res.Name, started, finished, OutcomeError, 0, 0, 0, clean(res.Err.Error()))
-		if err != nil {
-			return Transitions{}, fmt.Errorf("record run of %s: %w", res.Name, err)
+		if plan == nil {
+			_, err := s.pool.Exec(ctx, s.sql(insertRunSQL),
+				res.Name, started, finished, OutcomeError, 0, 0, 0, clean(res.Err.Error()))
+			if err != nil {
+				return Transitions{}, fmt.Errorf("record run of %s: %w", res.Name, err)
+			}
+			return Transitions{}, nil
 		}
-		return Transitions{}, nil
+		return Transitions{}, s.recordErrorWithOutbox(ctx, res, started, finished, plan)
 	}
 
 	incoming := incomingOf(res.Name, res.Findings)
@@ -343,6 +363,11 @@ func (s *Store) RecordRun(ctx context.Context, res check.Result, started, finish
 	if _, err := tx.Exec(ctx, s.sql(insertRunSQL),
 		res.Name, started, finished, outcome, len(incoming), len(tr.New), len(tr.Resolved), nil); err != nil {
 		return Transitions{}, fmt.Errorf("record run of %s: %w", res.Name, err)
+	}
+	if plan != nil {
+		if err := s.enqueue(ctx, tx, plan(tr)); err != nil {
+			return Transitions{}, fmt.Errorf("record run of %s: %w", res.Name, err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return Transitions{}, fmt.Errorf("record run of %s: commit: %w", res.Name, err)
@@ -452,8 +477,9 @@ func (s *Store) LastSuccess(ctx context.Context) (map[string]time.Time, error) {
 	return m, nil
 }
 
-// Prune deletes findings resolved, and runs started, more than retention
-// before now, in one transaction, and reports how many of each it deleted.
+// Prune deletes findings resolved, runs started, and outbox items created
+// (and no longer pending) more than retention before now, in one
+// transaction, and reports how many findings and runs it deleted.
 // Open findings are never pruned, however old. retention must be positive.
 func (s *Store) Prune(ctx context.Context, retention time.Duration) (findings, runs int64, err error) {
 	if retention <= 0 {
@@ -475,6 +501,9 @@ func (s *Store) Prune(ctx context.Context, retention time.Duration) (findings, r
 		return 0, 0, fmt.Errorf("prune runs: %w", err)
 	}
 	runs = tag.RowsAffected()
+	if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {outbox} WHERE state <> 'pending' AND created_at < $1`), cutoff); err != nil {
+		return 0, 0, fmt.Errorf("prune outbox: %w", err)
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, 0, fmt.Errorf("prune state: commit: %w", err)
 	}

@@ -1,0 +1,244 @@
+package state
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tenantdrift/tenantdrift/internal/check"
+)
+
+// Kinds of outbox item, as stored in OutboxItem.Kind.
+const (
+	KindNewFindings   = "new_findings"
+	KindResolvedReply = "resolved_reply"
+	KindResolvedEdit  = "resolved_edit"
+	KindReminder      = "reminder"
+	KindStorm         = "storm"
+	KindDegraded      = "degraded"
+	KindRecovered     = "recovered"
+)
+
+// OutboxLease is how long ClaimOutbox leases an item: a claimer that has
+// neither started nor finished delivering it by then loses it, and the item
+// is due again.
+const OutboxLease = 5 * time.Minute
+
+// ErrNotClaimed is returned by the Mark methods when the item is no longer
+// pending (another claimer finished it).
+var ErrNotClaimed = errors.New("outbox item is not pending")
+
+// OutboxItem is one notification to deliver.
+type OutboxItem struct {
+	Kind    string // one of the Kind constants
+	Check   string // the check it is about; empty for storm, degraded, recovered
+	Channel string // the channel the enqueuer picked; empty leaves it to the deliverer
+	// ThreadKey names the original message: a new_findings item is saved
+	// under it, a reply or an edit goes to the message saved under it.
+	ThreadKey string
+	// Payload is what the message is rendered from, marshalled to JSON:
+	// render inputs, never rendered blocks, never secrets. nil stores {}.
+	Payload any
+}
+
+// OutboxEntry is a claimed outbox item.
+type OutboxEntry struct {
+	ID        int64
+	CreatedAt time.Time
+	Kind      string
+	Check     string
+	Channel   string
+	ThreadKey string
+	Payload   json.RawMessage
+	// Attempts counts claims, this one included; StartDelivery takes it.
+	Attempts int
+	// LeaseUntil is when the claim lapses.
+	LeaseUntil time.Time
+	// Interrupted says that an earlier claimer started delivering the item
+	// (StartDelivery) and never recorded how it ended: a post may have
+	// reached Slack.
+	Interrupted bool
+	LastError   string
+}
+
+const insertOutboxSQL = `INSERT INTO {outbox}
+	(created_at, kind, "check", channel, payload, thread_key, next_attempt_at)
+	VALUES ($1, $2, $3, nullif($4, ''), $5, nullif($6, ''), $1)`
+
+// enqueue inserts items in tx, due now.
+func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, items []OutboxItem) error {
+	now := s.now()
+	for i, it := range items {
+		payload := []byte("{}")
+		if it.Payload != nil {
+			var err error
+			if payload, err = json.Marshal(it.Payload); err != nil {
+				return fmt.Errorf("enqueue %s notification: marshal payload: %w", it.Kind, err)
+			}
+		}
+		if _, err := tx.Exec(ctx, s.sql(insertOutboxSQL), now, it.Kind, clean(it.Check), clean(it.Channel),
+			payload, clean(it.ThreadKey)); err != nil {
+			return fmt.Errorf("enqueue notification %d (%s): %w", i, it.Kind, err)
+		}
+	}
+	return nil
+}
+
+// recordErrorWithOutbox records a run that could not complete and the
+// items plan returns for it, in one transaction.
+func (s *Store) recordErrorWithOutbox(ctx context.Context, res check.Result, started, finished time.Time,
+	plan func(Transitions) []OutboxItem) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("record run of %s: begin: %w", res.Name, err)
+	}
+	defer rollback(ctx, tx)
+	if _, err := tx.Exec(ctx, s.sql(insertRunSQL),
+		res.Name, started, finished, OutcomeError, 0, 0, 0, clean(res.Err.Error())); err != nil {
+		return fmt.Errorf("record run of %s: %w", res.Name, err)
+	}
+	if err := s.enqueue(ctx, tx, plan(Transitions{})); err != nil {
+		return fmt.Errorf("record run of %s: %w", res.Name, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("record run of %s: commit: %w", res.Name, err)
+	}
+	return nil
+}
+
+// claimOutboxSQL leases up to $2 due pending items, oldest first, skipping
+// rows another claimer holds. An item waits while an earlier item of its
+// thread is still pending, so a reply or an edit never overtakes the
+// message it refers to.
+const claimOutboxSQL = `
+WITH due AS (
+	SELECT o.id FROM {outbox} o
+	WHERE o.state = 'pending' AND o.next_attempt_at <= $1
+	  AND (o.thread_key IS NULL OR NOT EXISTS (
+		SELECT 1 FROM {outbox} e
+		WHERE e.thread_key = o.thread_key AND e.state = 'pending' AND e.id < o.id))
+	ORDER BY o.id
+	LIMIT $2
+	FOR UPDATE SKIP LOCKED
+)
+UPDATE {outbox} o SET attempts = o.attempts + 1, next_attempt_at = $3
+FROM due WHERE o.id = due.id
+RETURNING o.id, o.created_at, o.kind, o."check", coalesce(o.channel, ''), coalesce(o.thread_key, ''),
+	o.payload, o.attempts, o.next_attempt_at, o.sending_at IS NOT NULL, coalesce(o.last_error, '')`
+
+// ClaimOutbox leases up to limit pending items that are due, oldest first,
+// for OutboxLease: each one's attempts go up by one and it is not due
+// again until the lease ends, so concurrent claimers (other replicas) never
+// get the same item, and an item whose claimer dies reappears after the
+// lease. Sent, uncertain and failed items are never claimed.
+func (s *Store) ClaimOutbox(ctx context.Context, limit int) ([]OutboxEntry, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	now := s.now()
+	rows, err := s.pool.Query(ctx, s.sql(claimOutboxSQL), now, limit, now.Add(OutboxLease))
+	if err != nil {
+		return nil, fmt.Errorf("claim outbox: %w", err)
+	}
+	es, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (OutboxEntry, error) {
+		var e OutboxEntry
+		err := row.Scan(&e.ID, &e.CreatedAt, &e.Kind, &e.Check, &e.Channel, &e.ThreadKey,
+			&e.Payload, &e.Attempts, &e.LeaseUntil, &e.Interrupted, &e.LastError)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim outbox: %w", err)
+	}
+	slices.SortFunc(es, func(a, b OutboxEntry) int { return cmp.Compare(a.ID, b.ID) })
+	return es, nil
+}
+
+// StartDelivery records that the claim attempt of item id is about to make
+// its request, and reports whether the claim still holds: false when the
+// lease has lapsed or the item was claimed again or finished since, in
+// which case the caller must not deliver it. A later claim of an item
+// started and never marked sees Interrupted.
+func (s *Store) StartDelivery(ctx context.Context, id int64, attempt int) (bool, error) {
+	now := s.now()
+	tag, err := s.pool.Exec(ctx, s.sql(`UPDATE {outbox} SET sending_at = $1
+		WHERE id = $2 AND state = 'pending' AND attempts = $3 AND next_attempt_at > $1`), now, id, attempt)
+	if err != nil {
+		return false, fmt.Errorf("start delivery of outbox item %d: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// MarkSent records that item id was delivered as the Slack message ts
+// (empty when there is none, as for an edit).
+func (s *Store) MarkSent(ctx context.Context, id int64, ts string) error {
+	return s.mark(ctx, "sent", id, `state = 'sent', sent_at = $2, slack_ts = nullif($3, ''), last_error = NULL`,
+		s.now(), clean(ts))
+}
+
+// MarkUncertain records that item id may or may not have been delivered.
+// It is never claimed again: an operator decides.
+func (s *Store) MarkUncertain(ctx context.Context, id int64, reason string) error {
+	return s.mark(ctx, "uncertain", id, `state = 'uncertain', last_error = $2`, clean(reason))
+}
+
+// MarkRetry records that delivering item id failed without reaching Slack
+// and makes it due again at at.
+func (s *Store) MarkRetry(ctx context.Context, id int64, reason string, at time.Time) error {
+	return s.mark(ctx, "for retry", id, `next_attempt_at = $2, last_error = $3, sending_at = NULL`, at, clean(reason))
+}
+
+// MarkFailed records that item id cannot be delivered. It is never claimed
+// again.
+func (s *Store) MarkFailed(ctx context.Context, id int64, reason string) error {
+	return s.mark(ctx, "failed", id, `state = 'failed', last_error = $2`, clean(reason))
+}
+
+// mark applies set ($1 is the id, args follow) to item id if it is still
+// pending; ErrNotClaimed if it is not.
+func (s *Store) mark(ctx context.Context, what string, id int64, set string, args ...any) error {
+	tag, err := s.pool.Exec(ctx, s.sql(`UPDATE {outbox} SET `+set+` WHERE id = $1 AND state = 'pending'`),
+		append([]any{id}, args...)...)
+	if err != nil {
+		return fmt.Errorf("mark outbox item %d %s: %w", id, what, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("mark outbox item %d %s: %w", id, what, ErrNotClaimed)
+	}
+	return nil
+}
+
+// ThreadTS returns the channel and timestamp of the message saved under
+// threadKey; ok is false when there is none.
+func (s *Store) ThreadTS(ctx context.Context, threadKey string) (channel, ts string, ok bool, err error) {
+	err = s.pool.QueryRow(ctx, s.sql(`SELECT channel, ts FROM {slack_messages} WHERE thread_key = $1`),
+		clean(threadKey)).Scan(&channel, &ts)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", "", false, nil
+	}
+	if err != nil {
+		return "", "", false, fmt.Errorf("look up slack thread: %w", err)
+	}
+	return channel, ts, true, nil
+}
+
+// SaveThread saves the message ts in channel, posted at postedAt for check,
+// under threadKey, replacing any message saved under it before.
+func (s *Store) SaveThread(ctx context.Context, threadKey, channel, ts, checkName string, postedAt time.Time) error {
+	if threadKey == "" {
+		return errors.New("save slack thread: no thread key")
+	}
+	if _, err := s.pool.Exec(ctx, s.sql(`INSERT INTO {slack_messages} AS m
+		(thread_key, channel, ts, "check", posted_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (thread_key) DO UPDATE SET channel = excluded.channel, ts = excluded.ts,
+			"check" = excluded."check", posted_at = excluded.posted_at, resolved_at = NULL`),
+		clean(threadKey), clean(channel), clean(ts), clean(checkName), postedAt); err != nil {
+		return fmt.Errorf("save slack thread: %w", err)
+	}
+	return nil
+}
