@@ -32,6 +32,8 @@ const (
 	// share the application's environment.
 	EnvAppKey       = "APP_KEY"
 	EnvPreviousKeys = "APP_PREVIOUS_KEYS"
+	// EnvSlackToken is read when slack.token and slack.token_file are unset.
+	EnvSlackToken = "SLACK_BOT_TOKEN"
 )
 
 // Presets of the registry layout.
@@ -77,6 +79,7 @@ type Config struct {
 	State      State      `yaml:"state"`
 	Metrics    Metrics    `yaml:"metrics"`
 	Leader     Leader     `yaml:"leader"`
+	Slack      Slack      `yaml:"slack"`
 
 	file  string
 	lines map[string]int
@@ -167,6 +170,45 @@ type Leader struct {
 	// Heartbeat is how often the leader checks its lock connection and a
 	// follower retries the lock (default 5s).
 	Heartbeat Duration `yaml:"heartbeat"`
+}
+
+// Slack configures alerts posted with a bot token. Alerts are on when a
+// token is set.
+type Slack struct {
+	// Token is the bot token (xoxb-…). Empty means the SLACK_BOT_TOKEN
+	// environment variable.
+	Token     Secret `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
+	// Channel is where alerts go unless Channels names one for their
+	// severity. Required when a token is set.
+	Channel string `yaml:"channel"`
+	// Channels maps a severity (critical, warning, info) to its channel.
+	Channels map[string]string `yaml:"channels"`
+	// APIURL is the Web API base URL; empty means Slack's.
+	APIURL string `yaml:"api_url"`
+	// StormThreshold: a run with more new findings than this posts one
+	// summary instead of the usual messages (default 50).
+	StormThreshold int `yaml:"storm_threshold"`
+	// MaxTenantsPerMessage is how many findings a message lists (default 10).
+	MaxTenantsPerMessage int `yaml:"max_tenants_per_message"`
+	// RunbookURL and DashboardURL are link templates; {{check}} becomes the
+	// check name. An empty runbook_url means tenantdrift's own runbook; an
+	// empty dashboard_url shows no dashboard link.
+	RunbookURL   string `yaml:"runbook_url"`
+	DashboardURL string `yaml:"dashboard_url"`
+	// MinSeverity is the least severe finding announced (default info).
+	MinSeverity string `yaml:"min_severity"`
+}
+
+// Enabled reports whether Slack alerts are configured.
+func (s Slack) Enabled() bool { return s.Token != "" }
+
+// ChannelFor returns the channel for findings of severity.
+func (s Slack) ChannelFor(severity string) string {
+	if c := s.Channels[severity]; c != "" {
+		return c
+	}
+	return s.Channel
 }
 
 // DefaultListen is serve's default address: 9788 is used by no common
@@ -343,6 +385,7 @@ func Default() *Config {
 		State:    State{Schema: "tenantdrift", Retention: Duration(90 * 24 * time.Hour)},
 		Metrics:  Metrics{PerTenantCap: 1000},
 		Leader:   Leader{Heartbeat: Duration(5 * time.Second)},
+		Slack:    Slack{StormThreshold: 50, MaxTenantsPerMessage: 10, MinSeverity: SeverityInfo},
 		lines:    map[string]int{},
 	}
 }
@@ -493,6 +536,7 @@ func (c *Config) resolveSecrets(lookup func(string) (string, bool)) []Problem {
 	}
 	fromFile(c.Laravel.AppKeyFile, &c.Laravel.AppKey, "laravel.app_key", "laravel.app_key_file")
 	fromFile(c.State.DSNFile, &c.State.DSN, "state.dsn", "state.dsn_file")
+	fromFile(c.Slack.TokenFile, &c.Slack.Token, "slack.token", "slack.token_file")
 	fromFile(c.Laravel.PreviousKeysFile, &c.Laravel.PreviousKeys, "laravel.previous_keys", "laravel.previous_keys_file")
 	for i := range c.Checks.DatabaseOrphan.Servers {
 		s := &c.Checks.DatabaseOrphan.Servers[i]
@@ -507,6 +551,11 @@ func (c *Config) resolveSecrets(lookup func(string) (string, bool)) []Problem {
 	if c.Laravel.PreviousKeys == "" {
 		if v, ok := lookup(EnvPreviousKeys); ok {
 			c.Laravel.PreviousKeys = Secret(strings.TrimSpace(v))
+		}
+	}
+	if c.Slack.Token == "" {
+		if v, ok := lookup(EnvSlackToken); ok {
+			c.Slack.Token = Secret(strings.TrimSpace(v))
 		}
 	}
 	return out
@@ -660,7 +709,42 @@ func (c *Config) validate(requireLandlord bool) []Problem {
 	if c.Leader.Heartbeat < 100*Duration(time.Millisecond) {
 		add("leader.heartbeat", "must be at least 100ms")
 	}
+	out = append(out, c.validateSlack()...)
 	slices.SortStableFunc(out, func(a, b Problem) int { return a.Line - b.Line })
+	return out
+}
+
+func (c *Config) validateSlack() []Problem {
+	var out []Problem
+	add := func(path, format string, args ...any) { out = append(out, c.problem(path, format, args...)) }
+	s := c.Slack
+	if s.Enabled() && strings.TrimSpace(s.Channel) == "" {
+		add("slack.channel", "must be set when a Slack token is (the channel alerts go to, e.g. \"#tenant-alerts\" or an ID)")
+	}
+	sevs := make([]string, 0, len(s.Channels))
+	for sev := range s.Channels {
+		sevs = append(sevs, sev)
+	}
+	slices.Sort(sevs)
+	for _, sev := range sevs {
+		if !validSeverity(sev) {
+			add("slack.channels."+sev, "unknown severity %q (use critical, warning or info)", sev)
+		} else if strings.TrimSpace(s.Channels[sev]) == "" {
+			add("slack.channels."+sev, "must not be empty")
+		}
+	}
+	if !validSeverity(s.MinSeverity) {
+		add("slack.min_severity", "unknown severity %q (use critical, warning or info)", s.MinSeverity)
+	}
+	if s.StormThreshold < 1 {
+		add("slack.storm_threshold", "must be at least 1, got %d", s.StormThreshold)
+	}
+	if s.MaxTenantsPerMessage < 1 {
+		add("slack.max_tenants_per_message", "must be at least 1, got %d", s.MaxTenantsPerMessage)
+	}
+	if s.APIURL != "" && !strings.HasPrefix(s.APIURL, "https://") && !strings.HasPrefix(s.APIURL, "http://") {
+		add("slack.api_url", "must be an http(s) URL, got %q", s.APIURL)
+	}
 	return out
 }
 

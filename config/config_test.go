@@ -61,6 +61,11 @@ func TestExampleConfigLoads(t *testing.T) {
 	def := config.Default()
 	assert.Equal(t, def.Registry, cfg.Registry)
 	assert.Equal(t, def.Checks.FieldMismatch.Fields, cfg.Checks.FieldMismatch.Fields)
+	assert.False(t, cfg.Slack.Enabled())
+	assert.Equal(t, def.Slack.StormThreshold, cfg.Slack.StormThreshold)
+	assert.Equal(t, def.Slack.MaxTenantsPerMessage, cfg.Slack.MaxTenantsPerMessage)
+	assert.Equal(t, def.Slack.MinSeverity, cfg.Slack.MinSeverity)
+	assert.Empty(t, cfg.Slack.Channels)
 	for name, c := range cfg.Checks.ByName() {
 		d := def.Checks.ByName()[name]
 		assert.Equal(t, d.Severity, c.Severity, name)
@@ -214,4 +219,67 @@ func TestNoPanicOnOddYAML(t *testing.T) {
 			_, _ = load(t, writeFile(t, in), map[string]string{config.EnvLandlordDSN: "postgres://x/y"})
 		}, in)
 	}
+}
+
+func TestSlack(t *testing.T) {
+	const token = "xoxb-canary-4242"
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte(token+"\n"), 0o600))
+	landlordEnv := map[string]string{config.EnvLandlordDSN: "postgres://localhost/landlord"}
+	withToken := map[string]string{config.EnvLandlordDSN: "postgres://localhost/landlord", config.EnvSlackToken: token}
+	cases := []struct {
+		name    string
+		body    string
+		env     map[string]string
+		enabled bool
+		errs    []string
+	}{
+		{name: "off by default", body: "", env: landlordEnv},
+		{name: "token from env", body: "slack:\n  channel: '#alerts'\n", env: withToken, enabled: true},
+		{name: "token from file", body: "slack:\n  channel: '#alerts'\n  token_file: " + tokenFile + "\n", env: landlordEnv, enabled: true},
+		{name: "token needs channel", body: "slack:\n  token: ${TOK}\n", env: map[string]string{config.EnvLandlordDSN: "x", "TOK": token},
+			errs: []string{"slack.channel: must be set"}},
+		{name: "token and token_file", body: "slack:\n  channel: c\n  token: a\n  token_file: " + tokenFile + "\n", env: landlordEnv,
+			errs: []string{"slack.token_file: set either slack.token or slack.token_file, not both"}},
+		{name: "bad values", body: `
+slack:
+  channel: c
+  channels: {critical: "#crit", urgent: "#x"}
+  storm_threshold: 0
+  max_tenants_per_message: -1
+  min_severity: loud
+  api_url: ftp://x
+`, env: withToken, errs: []string{
+			`slack.channels.urgent: unknown severity "urgent"`, "slack.storm_threshold: must be at least 1",
+			"slack.max_tenants_per_message: must be at least 1", `slack.min_severity: unknown severity "loud"`,
+			"slack.api_url: must be an http(s) URL"}},
+		{name: "unknown key", body: "slack:\n  webhook_url: x\n", env: landlordEnv, errs: []string{"slack.webhook_url"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := load(t, writeFile(t, tc.body), tc.env)
+			if len(tc.errs) > 0 {
+				require.Error(t, err)
+				for _, e := range tc.errs {
+					assert.Contains(t, err.Error(), e)
+				}
+				assert.NotContains(t, err.Error(), token)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.enabled, cfg.Slack.Enabled())
+			if tc.enabled {
+				assert.Equal(t, token, cfg.Slack.Token.Reveal())
+				assert.NotContains(t, fmt.Sprintf("%+v", cfg), token)
+			}
+			assert.Equal(t, 50, cfg.Slack.StormThreshold)
+			assert.Equal(t, 10, cfg.Slack.MaxTenantsPerMessage)
+			assert.Equal(t, config.SeverityInfo, cfg.Slack.MinSeverity)
+		})
+	}
+
+	cfg, err := load(t, writeFile(t, "slack:\n  channel: '#all'\n  channels: {critical: '#crit'}\n"), withToken)
+	require.NoError(t, err)
+	assert.Equal(t, "#crit", cfg.Slack.ChannelFor(config.SeverityCritical))
+	assert.Equal(t, "#all", cfg.Slack.ChannelFor(config.SeverityWarning))
 }

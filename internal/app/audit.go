@@ -26,6 +26,7 @@ type auditOptions struct {
 	failOn   string
 	printSQL bool
 	noState  bool
+	noNotify bool
 }
 
 func (o *auditOptions) validate() error {
@@ -53,6 +54,7 @@ func runAudit(ctx context.Context, r *runtime, args []string) int {
 	fs.StringVar(&o.format, "format", report.FormatTable, "report format: table, json or markdown")
 	fs.StringVar(&o.failOn, "fail-on", config.SeverityWarning, "exit 2 when a finding is at least this severe: info, warning, critical or never")
 	fs.BoolVar(&o.noState, "no-state", false, "do not record this run in the state store, even when one is configured")
+	fs.BoolVar(&o.noNotify, "no-notify", false, "do not post Slack alerts for this run, even when Slack and the state store are configured")
 	fs.BoolVar(&o.printSQL, "print-sql", false, "print the audit's SQL as a psql script instead of running it (to confirm findings by hand)")
 	if code, ok := r.parse(fs, &lf, args); !ok {
 		return code
@@ -104,10 +106,17 @@ func (r *runtime) audit(ctx context.Context, cfg *config.Config, o auditOptions)
 	if o.printSQL {
 		return r.printSQL(ctx, cfg, instances)
 	}
+	if cfg.Slack.Enabled() && !o.noNotify && !cfg.State.Configured() {
+		r.logger.Warn("slack is configured but audit posts alerts only when it records history: enable the state store")
+	}
 	rep, err := r.runAudit(ctx, cfg, instances)
 	if err == nil || rep.Tenants >= 0 {
 		if cfg.State.Configured() && !o.noState {
-			if serr := r.recordAudit(ctx, cfg, rep); serr != nil {
+			var n *notifier
+			if !o.noNotify {
+				n = r.newNotifier(cfg)
+			}
+			if serr := r.recordAudit(ctx, cfg, rep, n); serr != nil {
 				fmt.Fprintf(r.stderr, "tenantdrift audit: record history: %v\n", serr)
 				err = errors.Join(err, serr)
 			}
@@ -155,7 +164,10 @@ func (r *runtime) runAudit(ctx context.Context, cfg *config.Config, instances []
 
 // recordAudit records every check's run in the state store, so a cron
 // container keeps history across runs. Errored checks resolve nothing.
-func (r *runtime) recordAudit(ctx context.Context, cfg *config.Config, rep *audit.Report) error {
+// With a notifier, the runs' alerts go into the outbox with them and the
+// outbox is drained before returning: what an earlier audit announced is
+// not announced again.
+func (r *runtime) recordAudit(ctx context.Context, cfg *config.Config, rep *audit.Report, n *notifier) error {
 	sc := cfg.Landlord
 	if cfg.State.DSN != "" {
 		sc.DSN = cfg.State.DSN
@@ -170,11 +182,14 @@ func (r *runtime) recordAudit(ctx context.Context, cfg *config.Config, rep *audi
 		return err
 	}
 	for _, res := range rep.Results {
-		if _, err := store.RecordRun(ctx, res, rep.StartedAt, rep.FinishedAt); err != nil {
+		if _, err := store.RecordRunWithOutbox(ctx, res, rep.StartedAt, rep.FinishedAt, n.plan(res.Name, rep.FinishedAt)); err != nil {
 			return err
 		}
 	}
-	return nil
+	if n == nil {
+		return nil
+	}
+	return n.deliver(ctx, store, r.env.Now)
 }
 
 // printSQL connects, resolves the layout and prints the psql script.
@@ -206,6 +221,7 @@ func (r *runtime) rememberSecrets(cfg *config.Config) {
 		r.redactor.Add(k, strings.TrimPrefix(k, "base64:"))
 	}
 	r.redactor.AddDSN(cfg.State.DSN.Reveal())
+	r.redactor.Add(cfg.Slack.Token.Reveal())
 	for _, s := range cfg.Checks.DatabaseOrphan.Servers {
 		r.redactor.Add(s.Password.Reveal())
 	}

@@ -61,6 +61,7 @@ type daemon struct {
 	metrics   *metrics.Metrics
 	registry  *prometheus.Registry
 	elector   *leader.Elector
+	notifier  *notifier // nil without Slack
 	intervals map[string]time.Duration
 	started   time.Time
 
@@ -123,6 +124,9 @@ func (r *runtime) serve(ctx context.Context, cfg *config.Config, listen string) 
 	go func() { defer close(electDone); d.elector.Run(electCtx) }()
 	sched.Start(ctx)
 	go d.followHistory(ctx)
+	if d.notifier != nil {
+		go d.deliverLoop(ctx)
+	}
 	if cfg.IsRunOnStart() {
 		go d.runOnStart(ctx, sched)
 	}
@@ -177,6 +181,7 @@ func (r *runtime) newDaemon(cfg *config.Config, instances []check.Instance) (*da
 	d := &daemon{
 		r: r, cfg: cfg, instances: instances, landlord: pool, stateDB: stateDB, metrics: m, registry: reg,
 		intervals: map[string]time.Duration{}, started: time.Now(), findings: map[string][]check.Finding{},
+		notifier: r.newNotifier(cfg),
 	}
 	lockCfg := stateDB.Config().ConnConfig.Copy()
 	d.elector = leader.New(leader.Options{
@@ -325,8 +330,42 @@ func (d *daemon) runCheck(ctx context.Context, inst check.Instance) {
 		logger.Error("state store unavailable: run not recorded", "err", err)
 		return
 	}
-	if _, err := store.RecordRun(context.WithoutCancel(ctx), res, started, finished); err != nil {
+	if _, err := store.RecordRunWithOutbox(context.WithoutCancel(ctx), res, started, finished, d.notifier.plan(inst.Name, finished)); err != nil {
 		logger.Error("record run", "err", err)
+		return
+	}
+	d.deliver(ctx, store)
+}
+
+// deliverLoop drains the Slack outbox every slackDeliveryInterval while
+// this replica leads: retries, and items a previous leader left behind.
+func (d *daemon) deliverLoop(ctx context.Context) {
+	t := time.NewTicker(slackDeliveryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !d.elector.IsLeader() {
+			continue
+		}
+		store, err := d.openStore(ctx)
+		if err != nil {
+			continue
+		}
+		d.deliver(ctx, store)
+	}
+}
+
+// deliver drains the Slack outbox, if Slack is configured.
+func (d *daemon) deliver(ctx context.Context, store *state.Store) {
+	if d.notifier == nil {
+		return
+	}
+	if err := d.notifier.deliver(ctx, store, time.Now); err != nil {
+		d.r.logger.Error("deliver slack notifications", "err", err)
 	}
 }
 

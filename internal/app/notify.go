@@ -1,0 +1,73 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/tenantdrift/tenantdrift/config"
+	"github.com/tenantdrift/tenantdrift/internal/notify"
+	"github.com/tenantdrift/tenantdrift/internal/state"
+)
+
+// slackDeliveryInterval is how often serve's leader drains the outbox
+// between runs (retries, items another replica left behind).
+const slackDeliveryInterval = 10 * time.Second
+
+// maxDeliveryRounds bounds how many batches one drain delivers.
+const maxDeliveryRounds = 10
+
+// notifier posts Slack alerts: plan decides them inside the transaction
+// that records a run, deliver drains the state store's outbox.
+type notifier struct {
+	cfg    config.Slack
+	client *notify.Client
+	r      *runtime
+}
+
+// newNotifier returns the notifier of cfg, or nil when Slack is not
+// configured.
+func (r *runtime) newNotifier(cfg *config.Config) *notifier {
+	if !cfg.Slack.Enabled() {
+		return nil
+	}
+	client := notify.New(cfg.Slack.Token.Reveal(), notify.Options{
+		APIURL: cfg.Slack.APIURL, Redactor: r.redactor, Logger: r.logger.With("component", "slack"),
+	})
+	return &notifier{cfg: cfg.Slack, client: client, r: r}
+}
+
+// plan returns the outbox plan of one run of checkName that finished at
+// finished; nil when n is nil (no Slack).
+func (n *notifier) plan(checkName string, finished time.Time) func(state.Transitions) []state.OutboxItem {
+	if n == nil {
+		return nil
+	}
+	opts := notify.PolicyOptions{
+		MinSeverity: n.cfg.MinSeverity, StormThreshold: n.cfg.StormThreshold, Channels: n.cfg.Channels, RunTime: finished,
+	}
+	return func(t state.Transitions) []state.OutboxItem { return notify.Plan(checkName, t, opts) }
+}
+
+// deliver drains the due items of store's outbox, a few batches at most;
+// now is the store's clock. Failed deliveries are logged by the
+// Deliverer; the store's errors are returned.
+func (n *notifier) deliver(ctx context.Context, store *state.Store, now func() time.Time) error {
+	d := notify.NewDeliverer(n.client, store, notify.DelivererOptions{
+		Channel: n.cfg.Channel,
+		Render: notify.RenderOptions{
+			MaxTenants: n.cfg.MaxTenantsPerMessage, RunbookURL: n.cfg.RunbookURL, DashboardURL: n.cfg.DashboardURL,
+		},
+		Logger: n.r.logger.With("component", "slack"),
+		Now:    now,
+	})
+	for range maxDeliveryRounds {
+		sent, failed, err := d.DeliverOnce(ctx)
+		if sent+failed > 0 {
+			n.r.logger.Info("slack notifications delivered", "sent", sent, "failed", failed)
+		}
+		if err != nil || sent+failed == 0 {
+			return err
+		}
+	}
+	return nil
+}
