@@ -505,20 +505,6 @@ func (c *Config) problem(path, format string, args ...any) Problem {
 // resolveSecrets reads *_file references and the environment fallback.
 func (c *Config) resolveSecrets(lookup func(string) (string, bool)) []Problem {
 	var out []Problem
-	if c.Landlord.DSNFile != "" {
-		if c.Landlord.DSN != "" {
-			out = append(out, c.problem("landlord.dsn_file", "set either landlord.dsn or landlord.dsn_file, not both"))
-		} else if s, err := readSecretFile(c.Landlord.DSNFile); err != nil {
-			out = append(out, c.problem("landlord.dsn_file", "cannot read %s: %s", c.Landlord.DSNFile, describeFileErr(err)))
-		} else {
-			c.Landlord.DSN = Secret(s)
-		}
-	}
-	if c.Landlord.DSN == "" {
-		if v, ok := lookup(EnvLandlordDSN); ok {
-			c.Landlord.DSN = Secret(strings.TrimSpace(v))
-		}
-	}
 	fromFile := func(path string, dst *Secret, key, fileKey string) {
 		if path == "" {
 			return
@@ -534,6 +520,7 @@ func (c *Config) resolveSecrets(lookup func(string) (string, bool)) []Problem {
 		}
 		*dst = Secret(s)
 	}
+	fromFile(c.Landlord.DSNFile, &c.Landlord.DSN, "landlord.dsn", "landlord.dsn_file")
 	fromFile(c.Laravel.AppKeyFile, &c.Laravel.AppKey, "laravel.app_key", "laravel.app_key_file")
 	fromFile(c.State.DSNFile, &c.State.DSN, "state.dsn", "state.dsn_file")
 	fromFile(c.Slack.TokenFile, &c.Slack.Token, "slack.token", "slack.token_file")
@@ -543,19 +530,21 @@ func (c *Config) resolveSecrets(lookup func(string) (string, bool)) []Problem {
 		p := fmt.Sprintf("checks.database_orphan.servers[%d]", i)
 		fromFile(s.PasswordFile, &s.Password, p+".password", p+".password_file")
 	}
-	if c.Laravel.AppKey == "" {
-		if v, ok := lookup(EnvAppKey); ok {
-			c.Laravel.AppKey = Secret(strings.TrimSpace(v))
+	// The environment fills what neither the file nor a *_file set.
+	for _, e := range []struct {
+		dst *Secret
+		env string
+	}{
+		{&c.Landlord.DSN, EnvLandlordDSN},
+		{&c.Laravel.AppKey, EnvAppKey},
+		{&c.Laravel.PreviousKeys, EnvPreviousKeys},
+		{&c.Slack.Token, EnvSlackToken},
+	} {
+		if *e.dst != "" {
+			continue
 		}
-	}
-	if c.Laravel.PreviousKeys == "" {
-		if v, ok := lookup(EnvPreviousKeys); ok {
-			c.Laravel.PreviousKeys = Secret(strings.TrimSpace(v))
-		}
-	}
-	if c.Slack.Token == "" {
-		if v, ok := lookup(EnvSlackToken); ok {
-			c.Slack.Token = Secret(strings.TrimSpace(v))
+		if v, ok := lookup(e.env); ok {
+			*e.dst = Secret(strings.TrimSpace(v))
 		}
 	}
 	return out

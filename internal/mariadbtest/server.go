@@ -485,23 +485,7 @@ func errorLines(out string) string {
 }
 
 // tail returns the last n non-blank lines of out, indented.
-func tail(out string, n int) string {
-	var lines []string
-	for line := range strings.SplitSeq(out, "\n") {
-		line = strings.TrimRight(line, " \t\r")
-		if line == "" {
-			continue
-		}
-		if len(line) > 500 {
-			line = line[:500] + "…"
-		}
-		lines = append(lines, "    "+line)
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func tail(out string, n int) string { return serverproc.Tail(out, n) }
 
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"

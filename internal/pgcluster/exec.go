@@ -78,21 +78,7 @@ func tail(out string, n int, secret string) string {
 	if secret != "" {
 		out = strings.ReplaceAll(out, secret, "[REDACTED]")
 	}
-	var lines []string
-	for line := range strings.SplitSeq(out, "\n") {
-		line = strings.TrimRight(line, " \t\r")
-		if line == "" {
-			continue
-		}
-		if len(line) > 500 {
-			line = line[:500] + "…"
-		}
-		lines = append(lines, "    "+line)
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return serverproc.Tail(out, n)
 }
 
 // serverUser returns the credential to run the PostgreSQL binaries with:

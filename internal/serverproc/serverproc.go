@@ -14,6 +14,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -91,4 +92,24 @@ func RandomHex(n int) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(b), nil
+}
+
+// Tail returns the last n non-blank lines of a server's output, indented,
+// each cut at 500 bytes: enough to say why a start-up failed.
+func Tail(out string, n int) string {
+	var lines []string
+	for line := range strings.SplitSeq(out, "\n") {
+		line = strings.TrimRight(line, " \t\r")
+		if line == "" {
+			continue
+		}
+		if len(line) > 500 {
+			line = line[:500] + "…"
+		}
+		lines = append(lines, "    "+line)
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
