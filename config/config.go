@@ -34,6 +34,9 @@ const (
 	EnvPreviousKeys = "APP_PREVIOUS_KEYS"
 	// EnvSlackToken is read when slack.token and slack.token_file are unset.
 	EnvSlackToken = "SLACK_BOT_TOKEN"
+	// EnvSlackWebhook is read when slack.webhook_url and
+	// slack.webhook_url_file are unset.
+	EnvSlackWebhook = "SLACK_WEBHOOK_URL"
 )
 
 // Presets of the registry layout.
@@ -80,6 +83,7 @@ type Config struct {
 	Metrics    Metrics    `yaml:"metrics"`
 	Leader     Leader     `yaml:"leader"`
 	Slack      Slack      `yaml:"slack"`
+	Repair     Repair     `yaml:"repair"`
 
 	file  string
 	lines map[string]int
@@ -172,13 +176,19 @@ type Leader struct {
 	Heartbeat Duration `yaml:"heartbeat"`
 }
 
-// Slack configures alerts posted with a bot token. Alerts are on when a
-// token is set.
+// Slack configures alerts. Alerts are on when a bot token or an incoming
+// webhook is set; the bot token is the recommended mode, the only one
+// that threads replies and edits messages.
 type Slack struct {
 	// Token is the bot token (xoxb-…). Empty means the SLACK_BOT_TOKEN
 	// environment variable.
 	Token     Secret `yaml:"token"`
 	TokenFile string `yaml:"token_file"`
+	// WebhookURL is an incoming webhook, used when no token is set: every
+	// alert, resolution and reminder is its own message. Empty means the
+	// SLACK_WEBHOOK_URL environment variable.
+	WebhookURL     Secret `yaml:"webhook_url"`
+	WebhookURLFile string `yaml:"webhook_url_file"`
 	// Channel is where alerts go unless Channels names one for their
 	// severity. Required when a token is set.
 	Channel string `yaml:"channel"`
@@ -198,10 +208,22 @@ type Slack struct {
 	DashboardURL string `yaml:"dashboard_url"`
 	// MinSeverity is the least severe finding announced (default info).
 	MinSeverity string `yaml:"min_severity"`
+	// RepeatInterval: a critical finding still open this long after its
+	// announcement (or its last reminder) is reminded in the thread
+	// (default 4h; 0 turns reminders off).
+	RepeatInterval Duration `yaml:"repeat_interval"`
+	// DegradedAfter: a check that errors this many runs in a row makes
+	// tenantdrift post one "degraded" alert, and one recovery message when
+	// it runs again (default 3).
+	DegradedAfter int `yaml:"degraded_after"`
 }
 
 // Enabled reports whether Slack alerts are configured.
-func (s Slack) Enabled() bool { return s.Token != "" }
+func (s Slack) Enabled() bool { return s.Token != "" || s.WebhookURL != "" }
+
+// Webhook reports whether alerts go through an incoming webhook (no bot
+// token is set).
+func (s Slack) Webhook() bool { return s.Token == "" && s.WebhookURL != "" }
 
 // ChannelFor returns the channel for findings of severity.
 func (s Slack) ChannelFor(severity string) string {
@@ -385,8 +407,22 @@ func Default() *Config {
 		State:    State{Schema: "tenantdrift", Retention: Duration(90 * 24 * time.Hour)},
 		Metrics:  Metrics{PerTenantCap: 1000},
 		Leader:   Leader{Heartbeat: Duration(5 * time.Second)},
-		Slack:    Slack{StormThreshold: 50, MaxTenantsPerMessage: 10, MinSeverity: SeverityInfo},
-		lines:    map[string]int{},
+		Slack: Slack{StormThreshold: 50, MaxTenantsPerMessage: 10, MinSeverity: SeverityInfo,
+			RepeatInterval: Duration(4 * time.Hour), DegradedAfter: 3},
+		Repair: Repair{
+			MaxRepairsPerRun: 10,
+			BreakerRatio:     0.2,
+			Tenants:          TenantFilter{Allow: []string{}, Deny: []string{}},
+			Actions: RepairActions{
+				RegistryMissing: RegistryMissingRepair{
+					Mode: ModePlan, Port: 5432, Driver: "pgsql", Username: "{{slug}}_user", Status: "active",
+				},
+				FieldMismatch:       FieldMismatchRepair{Mode: ModePlan, SourceOfTruth: map[string]string{}},
+				CredentialPlaintext: ModeOnly{Mode: ModePlan},
+				ProvisioningStuck:   ProvisioningStuckRepair{Mode: ModeOff, SetStatus: "failed"},
+			},
+		},
+		lines: map[string]int{},
 	}
 }
 
@@ -524,6 +560,9 @@ func (c *Config) resolveSecrets(lookup func(string) (string, bool)) []Problem {
 	fromFile(c.Laravel.AppKeyFile, &c.Laravel.AppKey, "laravel.app_key", "laravel.app_key_file")
 	fromFile(c.State.DSNFile, &c.State.DSN, "state.dsn", "state.dsn_file")
 	fromFile(c.Slack.TokenFile, &c.Slack.Token, "slack.token", "slack.token_file")
+	fromFile(c.Slack.WebhookURLFile, &c.Slack.WebhookURL, "slack.webhook_url", "slack.webhook_url_file")
+	rm := &c.Repair.Actions.RegistryMissing
+	fromFile(rm.PasswordFile, &rm.Password, "repair.actions.registry_missing.password", "repair.actions.registry_missing.password_file")
 	fromFile(c.Laravel.PreviousKeysFile, &c.Laravel.PreviousKeys, "laravel.previous_keys", "laravel.previous_keys_file")
 	for i := range c.Checks.DatabaseOrphan.Servers {
 		s := &c.Checks.DatabaseOrphan.Servers[i]
@@ -539,6 +578,7 @@ func (c *Config) resolveSecrets(lookup func(string) (string, bool)) []Problem {
 		{&c.Laravel.AppKey, EnvAppKey},
 		{&c.Laravel.PreviousKeys, EnvPreviousKeys},
 		{&c.Slack.Token, EnvSlackToken},
+		{&c.Slack.WebhookURL, EnvSlackWebhook},
 	} {
 		if *e.dst != "" {
 			continue
@@ -699,6 +739,7 @@ func (c *Config) validate(requireLandlord bool) []Problem {
 		add("leader.heartbeat", "must be at least 100ms")
 	}
 	out = append(out, c.validateSlack()...)
+	out = append(out, c.validateRepair()...)
 	slices.SortStableFunc(out, func(a, b Problem) int { return a.Line - b.Line })
 	return out
 }
@@ -707,8 +748,20 @@ func (c *Config) validateSlack() []Problem {
 	var out []Problem
 	add := func(path, format string, args ...any) { out = append(out, c.problem(path, format, args...)) }
 	s := c.Slack
-	if s.Enabled() && strings.TrimSpace(s.Channel) == "" {
+	if s.Token != "" && strings.TrimSpace(s.Channel) == "" {
 		add("slack.channel", "must be set when a Slack token is (the channel alerts go to, e.g. \"#tenant-alerts\" or an ID)")
+	}
+	if s.Token != "" && s.WebhookURL != "" {
+		add("slack.webhook_url", "a bot token and a webhook URL are both set (from the file, a *_file key or %s/%s): keep the token, which threads and edits, or the webhook, not both", EnvSlackToken, EnvSlackWebhook)
+	}
+	if w := s.WebhookURL.Reveal(); w != "" && !strings.HasPrefix(w, "https://") && !strings.HasPrefix(w, "http://") {
+		add("slack.webhook_url", "must be an http(s) URL (the value is not shown: it is a secret)")
+	}
+	if s.RepeatInterval < 0 {
+		add("slack.repeat_interval", "must not be negative (0 turns reminders off)")
+	}
+	if s.DegradedAfter < 1 {
+		add("slack.degraded_after", "must be at least 1, got %d", s.DegradedAfter)
 	}
 	sevs := make([]string, 0, len(s.Channels))
 	for sev := range s.Channels {

@@ -66,6 +66,9 @@ func TestExampleConfigLoads(t *testing.T) {
 	assert.Equal(t, def.Slack.MaxTenantsPerMessage, cfg.Slack.MaxTenantsPerMessage)
 	assert.Equal(t, def.Slack.MinSeverity, cfg.Slack.MinSeverity)
 	assert.Empty(t, cfg.Slack.Channels)
+	assert.Equal(t, def.Slack.RepeatInterval, cfg.Slack.RepeatInterval)
+	assert.Equal(t, def.Slack.DegradedAfter, cfg.Slack.DegradedAfter)
+	assert.Equal(t, def.Repair, cfg.Repair)
 	for name, c := range cfg.Checks.ByName() {
 		d := def.Checks.ByName()[name]
 		assert.Equal(t, d.Severity, c.Severity, name)
@@ -253,7 +256,13 @@ slack:
 			`slack.channels.urgent: unknown severity "urgent"`, "slack.storm_threshold: must be at least 1",
 			"slack.max_tenants_per_message: must be at least 1", `slack.min_severity: unknown severity "loud"`,
 			"slack.api_url: must be an http(s) URL"}},
-		{name: "unknown key", body: "slack:\n  webhook_url: x\n", env: landlordEnv, errs: []string{"slack.webhook_url"}},
+		{name: "unknown key", body: "slack:\n  webhok_url: x\n", env: landlordEnv, errs: []string{"slack.webhok_url"}},
+		{name: "webhook not a URL", body: "slack:\n  webhook_url: ${HOOK}\n", env: map[string]string{config.EnvLandlordDSN: "x", "HOOK": "xoxb-canary-4242"},
+			errs: []string{"slack.webhook_url: must be an http(s) URL (the value is not shown"}},
+		{name: "token and webhook", body: "slack:\n  channel: c\n", env: map[string]string{config.EnvLandlordDSN: "x", config.EnvSlackToken: token,
+			config.EnvSlackWebhook: "https://hooks.example/" + token}, errs: []string{"slack.webhook_url: a bot token and a webhook URL are both set"}},
+		{name: "bad repeat and degraded", body: "slack:\n  channel: c\n  repeat_interval: -1h\n  degraded_after: 0\n", env: withToken,
+			errs: []string{"slack.repeat_interval: must not be negative", "slack.degraded_after: must be at least 1"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -278,8 +287,89 @@ slack:
 		})
 	}
 
-	cfg, err := load(t, writeFile(t, "slack:\n  channel: '#all'\n  channels: {critical: '#crit'}\n"), withToken)
+	hook := "https://hooks.example/services/T0/B0/" + token
+	cfg, err := load(t, "", map[string]string{config.EnvLandlordDSN: "x", config.EnvSlackWebhook: hook})
+	require.NoError(t, err, "a webhook needs no channel")
+	assert.True(t, cfg.Slack.Enabled())
+	assert.True(t, cfg.Slack.Webhook())
+	assert.Equal(t, hook, cfg.Slack.WebhookURL.Reveal())
+	assert.Equal(t, 4*time.Hour, cfg.Slack.RepeatInterval.D())
+	assert.Equal(t, 3, cfg.Slack.DegradedAfter)
+	assert.NotContains(t, fmt.Sprintf("%+v %v", cfg, cfg.Slack), token)
+
+	cfg, err = load(t, writeFile(t, "slack:\n  channel: '#all'\n  channels: {critical: '#crit'}\n"), withToken)
 	require.NoError(t, err)
 	assert.Equal(t, "#crit", cfg.Slack.ChannelFor(config.SeverityCritical))
 	assert.Equal(t, "#all", cfg.Slack.ChannelFor(config.SeverityWarning))
+}
+
+func TestRepair(t *testing.T) {
+	const pw = "canary-tenant-pw-7731"
+	base := map[string]string{config.EnvLandlordDSN: "postgres://localhost/landlord"}
+	withKey := map[string]string{config.EnvLandlordDSN: "postgres://localhost/landlord",
+		config.EnvAppKey: "base64:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "PW": pw}
+
+	cfg, err := load(t, "", base)
+	require.NoError(t, err)
+	r := cfg.Repair
+	assert.False(t, r.Enabled, "repair is off unless switched on")
+	assert.Equal(t, 10, r.MaxRepairsPerRun)
+	assert.InDelta(t, 0.2, r.BreakerRatio, 1e-9)
+	assert.Equal(t, config.ModePlan, r.ModeOf(config.CheckRegistryMissing))
+	assert.Equal(t, config.ModePlan, r.ModeOf(config.CheckFieldMismatch))
+	assert.Equal(t, config.ModePlan, r.ModeOf(config.CheckCredentialPlaintext))
+	assert.Equal(t, config.ModeOff, r.ModeOf(config.CheckProvisioningStuck))
+	assert.Equal(t, config.ModeOff, r.ModeOf(config.CheckRegistryDuplicate), "duplicates need a human")
+
+	cfg, err = load(t, writeFile(t, `
+repair:
+  enabled: true
+  actions:
+    registry_missing: {mode: apply, host: db2, password: "${PW}"}
+    field_mismatch: {mode: apply, source_of_truth: {slug: tenants, database_name: tenant_databases}}
+`), withKey)
+	require.NoError(t, err)
+	assert.Equal(t, pw, cfg.Repair.Actions.RegistryMissing.Password.Reveal())
+	assert.NotContains(t, fmt.Sprintf("%+v", cfg), pw)
+
+	_, err = load(t, writeFile(t, `
+repair:
+  max_repairs_per_run: -1
+  breaker_ratio: 1.5
+  actions:
+    registry_missing: {mode: fix, port: 0, username: "{{tenant}}_u", status: ""}
+    field_mismatch: {mode: apply, source_of_truth: {slug: landlord, status: tenants}}
+    credential_plaintext: {mode: apply}
+    provisioning_stuck: {mode: apply, set_status: provisioning}
+`), base)
+	require.Error(t, err)
+	for _, want := range []string{
+		"repair.max_repairs_per_run: must not be negative",
+		"repair.breaker_ratio: must be a share of tenants above 0 and at most 1",
+		`repair.actions.registry_missing.mode: unknown mode "fix"`,
+		"repair.actions.registry_missing.port: must be a TCP port",
+		"repair.actions.registry_missing.username: unknown placeholder {{tenant}}",
+		"repair.actions.registry_missing.status: must not be empty",
+		`repair.actions.field_mismatch.source_of_truth.slug: unknown source of truth "landlord"`,
+		`repair.actions.field_mismatch.source_of_truth.status: field "status" is not compared`,
+		"repair.actions.credential_plaintext.mode: mode apply needs an APP_KEY",
+		`repair.actions.provisioning_stuck.set_status: "provisioning" is itself a provisioning status`,
+	} {
+		assert.Contains(t, err.Error(), want)
+	}
+
+	_, err = load(t, writeFile(t, "repair:\n  actions:\n    registry_missing: {mode: apply}\n"), withKey)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "repair.actions.registry_missing.password: mode apply needs the tenant databases' password")
+}
+
+func TestTenantFilter(t *testing.T) {
+	all := config.TenantFilter{}
+	assert.True(t, all.Allows("id1", "acme"))
+	f := config.TenantFilter{Allow: []string{"acme", "id2"}, Deny: []string{"id1"}}
+	assert.False(t, f.Allows("id1", "acme"), "deny wins")
+	assert.True(t, f.Allows("id2", "globex"))
+	assert.False(t, f.Allows("id3", "initech"))
+	assert.False(t, config.TenantFilter{Allow: []string{""}}.Allows("", ""), "an empty entry matches nothing")
+	assert.Equal(t, "acme_user@tenant_acme/id9", config.ExpandTenant("{{slug}}_user@{{database_name}}/{{ id }}", "id9", "acme", "tenant_acme"))
 }

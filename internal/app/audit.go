@@ -221,7 +221,8 @@ func (r *runtime) rememberSecrets(cfg *config.Config) {
 		r.redactor.Add(k, strings.TrimPrefix(k, "base64:"))
 	}
 	r.redactor.AddDSN(cfg.State.DSN.Reveal())
-	r.redactor.Add(cfg.Slack.Token.Reveal())
+	r.redactor.Add(cfg.Slack.Token.Reveal(), cfg.Slack.WebhookURL.Reveal())
+	r.redactor.Add(cfg.Repair.Actions.RegistryMissing.Password.Reveal())
 	for _, s := range cfg.Checks.DatabaseOrphan.Servers {
 		r.redactor.Add(s.Password.Reveal())
 	}
