@@ -156,3 +156,10 @@ func deref(s *string) string {
 	}
 	return *s
 }
+
+// Encrypter returns the Laravel encrypter laravel.* configures (nil without
+// an APP_KEY) and the password format, for code that writes passwords.
+func Encrypter(cfg *config.Config) (*laravel.Encrypter, laravel.Format, error) {
+	c, err := credentials(cfg)
+	return c.Encrypter, c.Format, err
+}

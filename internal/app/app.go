@@ -44,6 +44,7 @@ func commands() []command {
 	return []command{
 		{"audit", "run the checks once, print a report, exit 0 (clean), 2 (drift) or 1 (error)", runAudit},
 		{"serve", "run the checks on their schedules; serve /metrics, /healthz and /readyz", runServe},
+		{"repair", "plan repairs of registry drift; with --apply, apply what the policy allows", runRepair},
 		{"validate", "check a configuration file and report every problem in it", runValidate},
 		{"demo", "start a throwaway PostgreSQL with a drifted registry and audit it", runDemo},
 		{"version", "print the version", runVersion},

@@ -92,8 +92,8 @@ type Store struct {
 	now    func() time.Time
 	// Qualified, quoted table names.
 	findings, runs, versions string
-	outbox, threads          string
-	tables                   *strings.Replacer // {findings}, {runs}, {outbox} and {slack_messages} in queries
+	outbox, threads, repairs string
+	tables                   *strings.Replacer // {findings}, {runs}, {outbox}, {slack_messages} and {repairs} in queries
 	known                    int               // newest migration version embedded
 }
 
@@ -132,10 +132,11 @@ func Open(ctx context.Context, pool *pgxpool.Pool, schema string, now func() tim
 		versions: pgx.Identifier{schema, "schema_migrations"}.Sanitize(),
 		outbox:   pgx.Identifier{schema, "outbox"}.Sanitize(),
 		threads:  pgx.Identifier{schema, "slack_messages"}.Sanitize(),
+		repairs:  pgx.Identifier{schema, "repairs"}.Sanitize(),
 		known:    ms[len(ms)-1].version,
 	}
 	s.tables = strings.NewReplacer("{findings}", s.findings, "{runs}", s.runs,
-		"{outbox}", s.outbox, "{slack_messages}", s.threads)
+		"{outbox}", s.outbox, "{slack_messages}", s.threads, "{repairs}", s.repairs)
 	return s, nil
 }
 

@@ -45,6 +45,59 @@ type Registry struct {
 	// comparable holds the columns found on both sides, canonical or not,
 	// that field_mismatch may compare.
 	comparable []string
+	// layout is the physical tables behind the laravel preset; nil for
+	// the others.
+	layout *Layout
+}
+
+// Layout is where the laravel preset's registry physically lives: what a
+// repair writes to.
+type Layout struct {
+	Tenants, Databases pgx.Identifier
+	// TenantColumns and DatabaseColumns are every column of each table.
+	TenantColumns, DatabaseColumns []string
+	// tenantMap and databaseMap map a canonical column to its physical one.
+	tenantMap, databaseMap map[string]string
+}
+
+// TenantColumn returns the physical tenants column behind canonical (or a
+// column of that name), and whether there is one.
+func (l *Layout) TenantColumn(canonical string) (string, bool) {
+	return physical(l.tenantMap, l.TenantColumns, canonical)
+}
+
+// DatabaseColumn returns the physical tenant databases column behind
+// canonical (or a column of that name), and whether there is one.
+func (l *Layout) DatabaseColumn(canonical string) (string, bool) {
+	return physical(l.databaseMap, l.DatabaseColumns, canonical)
+}
+
+func physical(m map[string]string, all []string, canonical string) (string, bool) {
+	if c, ok := m[canonical]; ok {
+		return c, true
+	}
+	if slices.Contains(all, canonical) {
+		return canonical, true
+	}
+	return "", false
+}
+
+// Layout returns the physical tables of a laravel-preset registry; ok is
+// false for the other presets, whose registry tenantdrift never writes.
+func (r *Registry) Layout() (l *Layout, ok bool) { return r.layout, r.layout != nil }
+
+// columnMap maps each canonical column to the first candidate have holds.
+func columnMap(have []string, cols []column) map[string]string {
+	m := map[string]string{}
+	for _, c := range cols {
+		for _, cand := range c.candidates {
+			if slices.Contains(have, cand) {
+				m[c.canonical] = cand
+				break
+			}
+		}
+	}
+	return m
 }
 
 // Preset returns the layout preset the registry was resolved from.
@@ -290,6 +343,11 @@ func (r *Registry) resolveLaravel(ctx context.Context, q Querier, cfg config.Reg
 	}
 	r.tenantsSQL = "SELECT " + strings.Join(tsel, ", ") + ", " + deleted + " AS deleted FROM " + tname + " AS t"
 	r.databasesSQL = "SELECT " + strings.Join(dsel, ", ") + " FROM " + dname + " AS d"
+	r.layout = &Layout{
+		Tenants: pgx.Identifier{cfg.Schema, cfg.TenantsTable}, Databases: pgx.Identifier{cfg.Schema, cfg.DatabasesTable},
+		TenantColumns: tcols, DatabaseColumns: dcols,
+		tenantMap: columnMap(tcols, laravelTenantCols), databaseMap: columnMap(dcols, laravelDatabaseCols),
+	}
 	return nil
 }
 

@@ -1,0 +1,220 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenantdrift/tenantdrift/internal/app"
+	"github.com/tenantdrift/tenantdrift/internal/laravel"
+	"github.com/tenantdrift/tenantdrift/internal/pgtest"
+	"github.com/tenantdrift/tenantdrift/internal/serverproc"
+)
+
+// Canary secrets of the repair tests: none may appear in any output.
+const (
+	// Short enough that encrypt()'s payload fits Laravel's varchar(255).
+	repairPW    = "canary-pw-5150"
+	plaintextPW = "canary-pw-8086"
+)
+
+// repairLandlord loads healthy tenants and one of each repairable drift:
+//   - alpha has no tenant_databases row; its database exists and accepts
+//     the configured username and repairPW;
+//   - bravo's slug differs between the tables (tenants is right);
+//   - charlie's password is stored in clear text;
+//   - delta has been provisioning for two days.
+//
+// It returns the name of alpha's database and the username it accepts.
+func repairLandlord(t *testing.T, pool *pgxpool.Pool, healthy int) (db, user string) {
+	t.Helper()
+	suffix, err := serverproc.RandomHex(4)
+	require.NoError(t, err)
+	db, user = "rpdb_"+suffix, "alpha_"+suffix
+	admin := pgtest.NewPool(t)
+	execSQL(t, admin, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", user, repairPW))
+	execSQL(t, admin, "CREATE DATABASE "+db+" OWNER "+user)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
+		_, _ = admin.Exec(ctx, "DROP ROLE IF EXISTS "+user)
+	})
+	healthyPW := encrypt(t, "healthy-pw")
+	execSQL(t, pool, `INSERT INTO tenants (id, name, email, slug, database_name, created_at, updated_at)
+		SELECT gen_random_uuid(), 'Healthy '||i, 'h'||i||'@x.test', 'healthy-'||i, 'healthy_'||i, now() - interval '3 days', now()
+		FROM generate_series(1, $1) AS i`, healthy)
+	execSQL(t, pool, `INSERT INTO tenant_databases (id, tenant_id, database_name, slug, database_username, database_password, host, port, status, created_at)
+		SELECT gen_random_uuid(), t.id, t.database_name, t.slug, t.slug||'_user', $1, '127.0.0.1', 5432, 'active', t.created_at FROM tenants t`, healthyPW)
+	execSQL(t, pool, `INSERT INTO tenants (id, name, email, slug, database_name, created_at, updated_at) VALUES
+		('a0000000-0000-4000-8000-000000000001', 'Alpha', 'a@x.test', 'alpha', $1, now() - interval '2 days', now()),
+		('b0000000-0000-4000-8000-000000000002', 'Bravo', 'b@x.test', 'bravo', 'tenant_bravo', now() - interval '2 days', now()),
+		('c0000000-0000-4000-8000-000000000003', 'Charlie', 'c@x.test', 'charlie', 'tenant_charlie', now() - interval '2 days', now()),
+		('d0000000-0000-4000-8000-000000000004', 'Delta', 'd@x.test', 'delta', 'tenant_delta', now() - interval '2 days', now())`, db)
+	execSQL(t, pool, `INSERT INTO tenant_databases (id, tenant_id, database_name, slug, database_username, database_password, host, port, status, created_at) VALUES
+		('b1000000-0000-4000-8000-000000000002', 'b0000000-0000-4000-8000-000000000002', 'tenant_bravo', 'bravo-old', 'bravo_user', $1, '127.0.0.1', 5432, 'active', now() - interval '2 days'),
+		('c1000000-0000-4000-8000-000000000003', 'c0000000-0000-4000-8000-000000000003', 'tenant_charlie', 'charlie', 'charlie_user', $2, '127.0.0.1', 5432, 'active', now() - interval '2 days'),
+		('d1000000-0000-4000-8000-000000000004', 'd0000000-0000-4000-8000-000000000004', 'tenant_delta', 'delta', 'delta_user', $1, '127.0.0.1', 5432, 'provisioning', now() - interval '2 days')`,
+		healthyPW, plaintextPW)
+	return db, user
+}
+
+// repairConfig writes a config that repairs everything it can; extra is
+// appended under repair:.
+func repairConfig(t *testing.T, user string, extra string) string {
+	t.Helper()
+	body := fmt.Sprintf(`checks:
+  db_unreachable: {enabled: false}
+  database_orphan: {enabled: false}
+repair:
+  enabled: true
+%s  actions:
+    registry_missing: {mode: apply, host: 127.0.0.1, port: %d, username: "%s", password: "${TENANT_DB_PASSWORD}"}
+    field_mismatch: {mode: apply, source_of_truth: {slug: tenants}}
+    credential_plaintext: {mode: apply}
+    provisioning_stuck: {mode: apply, set_status: failed}
+`, extra, pgtest.Server(t).Port, strings.ReplaceAll(user, "alpha", "{{slug}}"))
+	p := filepath.Join(t.TempDir(), "tenantdrift.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
+	return p
+}
+
+// checksum is a digest of every landlord table's rows.
+func checksum(t *testing.T, pool *pgxpool.Pool) string {
+	t.Helper()
+	var sum string
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT
+		md5((SELECT coalesce(string_agg(t::text, '|' ORDER BY t::text), '') FROM tenants t) ||
+		    (SELECT coalesce(string_agg(d::text, '|' ORDER BY d::text), '') FROM tenant_databases d))`).Scan(&sum))
+	return sum
+}
+
+type repairJSON struct {
+	SchemaVersion int `json:"schema_version"`
+	Actions       []struct {
+		Action, Check, Table, Column, Status, Reason string
+		TenantID                                     string  `json:"tenant_id"`
+		TenantSlug                                   string  `json:"tenant_slug"`
+		Before                                       *string `json:"before"`
+		After                                        *string `json:"after"`
+	} `json:"actions"`
+}
+
+func decodeRepair(t *testing.T, out string) repairJSON {
+	t.Helper()
+	var doc repairJSON
+	require.NoError(t, json.Unmarshal([]byte(out), &doc), out)
+	require.Equal(t, 1, doc.SchemaVersion)
+	return doc
+}
+
+func TestRepairPlanApplyVerify(t *testing.T) {
+	dsn, pool := landlord(t)
+	db, user := repairLandlord(t, pool, 30)
+	cfg := repairConfig(t, user, "")
+	env := map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn, "APP_KEY": appKey, "TENANT_DB_PASSWORD": repairPW}
+	var outputs []string
+
+	// The plan writes nothing, not even the state schema.
+	before := checksum(t, pool)
+	res := run(t, env, "repair", "--config", cfg, "--log-level", "debug")
+	outputs = append(outputs, res.stdout, res.stderr)
+	require.Equal(t, app.ExitDrift, res.code, res.stderr)
+	for _, want := range []string{
+		"tenantdrift repair (plan): 4 actions",
+		"+ insert_database_row  registry_missing  tenant \"alpha\"",
+		"+ database_name = \"" + db + "\"",
+		"+ database_password = \"******** (encrypted)\"",
+		"~ copy_field  field_mismatch  tenant \"bravo\"",
+		`"public"."tenant_databases".slug: "bravo-old" -> "bravo"`,
+		`"public"."tenant_databases".database_password: "******** (clear text)" -> "******** (encrypted)"`,
+		`"public"."tenant_databases".status: "provisioning" -> "failed"`,
+		"planned: run with --apply to apply",
+		"0 applied, 4 planned",
+	} {
+		assert.Contains(t, res.stdout, want)
+	}
+	assert.Equal(t, before, checksum(t, pool), "plan mode changed the landlord")
+	var schemas int
+	require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*) FROM pg_namespace WHERE nspname = 'tenantdrift'").Scan(&schemas))
+	assert.Zero(t, schemas, "plan mode created the state schema")
+
+	// Apply: every action is written and verified.
+	res = run(t, env, "repair", "--config", cfg, "--apply", "--format", "json", "--log-level", "debug")
+	outputs = append(outputs, res.stdout, res.stderr)
+	require.Equal(t, app.ExitOK, res.code, res.stdout+res.stderr)
+	doc := decodeRepair(t, res.stdout)
+	require.Len(t, doc.Actions, 4)
+	for _, a := range doc.Actions {
+		assert.Equal(t, "applied", a.Status, "%s: %s", a.Action, a.Reason)
+	}
+
+	ctx := context.Background()
+	key, err := laravel.ParseKey(appKey)
+	require.NoError(t, err)
+	enc, err := laravel.NewEncrypter("aes-256-cbc", key)
+	require.NoError(t, err)
+	var gotUser, gotPW, host, status string
+	var port int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT database_username, database_password, host, port, status FROM tenant_databases
+		WHERE tenant_id = 'a0000000-0000-4000-8000-000000000001' AND database_name = $1`, db).Scan(&gotUser, &gotPW, &host, &port, &status))
+	assert.Equal(t, user, gotUser)
+	plain, err := enc.Decrypt(gotPW, laravel.FormatPHPSerialized)
+	require.NoError(t, err, "the inserted password must decrypt like Laravel's decrypt()")
+	assert.Equal(t, repairPW, string(plain))
+	assert.Equal(t, "127.0.0.1", host)
+	assert.Equal(t, pgtest.Server(t).Port, port)
+	assert.Equal(t, "active", status)
+
+	var slug string
+	require.NoError(t, pool.QueryRow(ctx, "SELECT slug FROM tenant_databases WHERE id = 'b1000000-0000-4000-8000-000000000002'").Scan(&slug))
+	assert.Equal(t, "bravo", slug)
+	require.NoError(t, pool.QueryRow(ctx, "SELECT database_password FROM tenant_databases WHERE id = 'c1000000-0000-4000-8000-000000000003'").Scan(&gotPW))
+	plain, err = enc.Decrypt(gotPW, laravel.FormatPHPSerialized)
+	require.NoError(t, err)
+	assert.Equal(t, plaintextPW, string(plain))
+	require.NoError(t, pool.QueryRow(ctx, "SELECT status FROM tenant_databases WHERE id = 'd1000000-0000-4000-8000-000000000004'").Scan(&status))
+	assert.Equal(t, "failed", status)
+
+	// The audit log holds one verified row per repair, masked.
+	rows, err := pool.Query(ctx, `SELECT action, result, verified, coalesce(before, ''), coalesce(after, ''), applied_by FROM tenantdrift.repairs ORDER BY id`)
+	require.NoError(t, err)
+	type logRow struct {
+		Action, Result    string
+		Verified          *bool
+		Before, After, By string
+	}
+	logged, err := pgx.CollectRows(rows, pgx.RowToStructByPos[logRow])
+	require.NoError(t, err)
+	require.Len(t, logged, 4)
+	for _, l := range logged {
+		assert.Equal(t, "applied", l.Result, l.Action)
+		require.NotNil(t, l.Verified, l.Action)
+		assert.True(t, *l.Verified, l.Action)
+		assert.Contains(t, l.By, "tenantdrift repair --apply")
+		outputs = append(outputs, l.Before, l.After)
+	}
+
+	// Idempotent: a second apply finds nothing to do, and the audit sees
+	// none of the repaired drift.
+	res = run(t, env, "repair", "--config", cfg, "--apply")
+	outputs = append(outputs, res.stdout, res.stderr)
+	require.Equal(t, app.ExitOK, res.code, res.stdout+res.stderr)
+	assert.Contains(t, res.stdout, "tenantdrift repair (apply): 0 actions")
+	res = run(t, env, "audit", "--config", cfg, "--format", "json")
+	require.Equal(t, app.ExitOK, res.code, res.stdout+res.stderr)
+
+	for _, out := range outputs {
+		for _, secret := range []string{repairPW, plaintextPW, strings.TrimPrefix(appKey, "base64:")} {
+			assert.NotContains(t, out, secret)
+		}
+	}
+}
