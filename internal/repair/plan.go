@@ -42,8 +42,8 @@ type Planner struct {
 
 // fits reports whether an encrypted password fits the password column, and
 // if not, why: Laravel's own string() column, varchar(255), is too short
-// for the payload of a password of 17 bytes or more, and PostgreSQL refuses
-// what MySQL would silently cut.
+// for the payload of a password of 24 bytes or more (32 with
+// encryptString()), and PostgreSQL refuses what MySQL would silently cut.
 func (p *Planner) fits(ctx context.Context, column, encrypted string) (string, error) {
 	if p.pwLimit == nil {
 		var limit *int
