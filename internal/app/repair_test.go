@@ -218,3 +218,95 @@ func TestRepairPlanApplyVerify(t *testing.T) {
 		}
 	}
 }
+
+// plaintextLandlord loads tenants tenants, the first drifted of which
+// store their password in clear text.
+func plaintextLandlord(t *testing.T, pool *pgxpool.Pool, tenants, drifted int) {
+	t.Helper()
+	execSQL(t, pool, `INSERT INTO tenants (id, name, email, slug, database_name, created_at, updated_at)
+		SELECT gen_random_uuid(), 'T '||i, 't'||i||'@x.test', 't-'||lpad(i::text, 4, '0'), 'db_'||i, now() - interval '3 days', now()
+		FROM generate_series(1, $1) AS i`, tenants)
+	execSQL(t, pool, `INSERT INTO tenant_databases (id, tenant_id, database_name, slug, database_username, database_password, host, port, status, created_at)
+		SELECT gen_random_uuid(), t.id, t.database_name, t.slug, t.slug||'_user',
+			CASE WHEN t.slug <= 't-'||lpad($2::int::text, 4, '0') THEN 'clear-'||t.slug ELSE $1 END,
+			'127.0.0.1', 5432, 'active', t.created_at FROM tenants t`, encrypt(t, "healthy-pw"), drifted)
+}
+
+func TestRepairCapsEachRun(t *testing.T) {
+	dsn, pool := landlord(t)
+	plaintextLandlord(t, pool, 300, 50)
+	cfg := repairConfig(t, "unused", "")
+	env := map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn, "APP_KEY": appKey, "TENANT_DB_PASSWORD": repairPW}
+
+	res := run(t, env, "repair", "--config", cfg, "--apply", "--format", "json")
+	require.Equal(t, app.ExitDrift, res.code, "actions wait for the next run: %s", res.stderr)
+	doc := decodeRepair(t, res.stdout)
+	count := map[string]int{}
+	for _, a := range doc.Actions {
+		count[a.Status]++
+		if a.Status == "skipped" {
+			assert.Equal(t, "max_repairs_per_run (10) reached: waits for the next run", a.Reason)
+		}
+	}
+	assert.Equal(t, map[string]int{"applied": 10, "skipped": 40}, count)
+	var clear int
+	require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*) FROM tenant_databases WHERE database_password LIKE 'clear-%'").Scan(&clear))
+	assert.Equal(t, 40, clear, "exactly the cap was applied")
+
+	// Four more runs finish the job; the fifth has nothing to do.
+	for range 4 {
+		res = run(t, env, "repair", "--config", cfg, "--apply")
+		require.Contains(t, []int{app.ExitOK, app.ExitDrift}, res.code, res.stderr)
+	}
+	require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*) FROM tenant_databases WHERE database_password LIKE 'clear-%'").Scan(&clear))
+	assert.Zero(t, clear)
+	res = run(t, env, "repair", "--config", cfg, "--apply")
+	assert.Equal(t, app.ExitOK, res.code, res.stdout)
+}
+
+func TestRepairBreaker(t *testing.T) {
+	dsn, pool := landlord(t)
+	plaintextLandlord(t, pool, 100, 30) // 30% of tenants in drift
+	cfg := repairConfig(t, "unused", "")
+	env := map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn, "APP_KEY": appKey, "TENANT_DB_PASSWORD": repairPW}
+	before := checksum(t, pool)
+
+	res := run(t, env, "repair", "--config", cfg, "--apply")
+	require.Equal(t, app.ExitDrift, res.code, res.stderr)
+	assert.Contains(t, res.stdout, "! circuit breaker open: 30 of 100 tenants (30%) show drift, above repair.breaker_ratio 20%")
+	assert.Contains(t, res.stdout, "0 applied, 0 planned, 30 skipped")
+	assert.Contains(t, res.stderr, "repair circuit breaker open: nothing applied")
+	assert.Equal(t, before, checksum(t, pool), "an open breaker writes nothing")
+
+	// An operator who has checked raises the ratio for one run.
+	cfg = repairConfig(t, "unused", "  breaker_ratio: 0.5\n  max_repairs_per_run: 100\n")
+	res = run(t, env, "repair", "--config", cfg, "--apply")
+	require.Equal(t, app.ExitOK, res.code, res.stdout+res.stderr)
+	assert.Contains(t, res.stdout, "30 applied")
+}
+
+func TestRepairBadInput(t *testing.T) {
+	dsn, _ := landlord(t)
+	env := map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn}
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("registry: {preset: stancl}\n"), 0o600))
+	res := run(t, env, "repair", "--config", cfg)
+	assert.Equal(t, app.ExitError, res.code)
+	assert.Equal(t, "tenantdrift repair: repair writes the laravel preset's tables only; registry.preset is stancl\n", res.stderr)
+
+	require.NoError(t, os.WriteFile(cfg, []byte("state: {dsn: \"postgres://u:state-canary@127.0.0.1:1/x\"}\n"), 0o600))
+	res = run(t, env, "repair", "--config", cfg, "--apply")
+	assert.Equal(t, app.ExitError, res.code)
+	assert.Contains(t, res.stderr, "the state store must live in the landlord database: unset state.dsn")
+	assert.NotContains(t, res.stderr, "state-canary")
+
+	res = run(t, env, "repair", "--format", "yaml")
+	assert.Equal(t, app.ExitError, res.code)
+	assert.Contains(t, res.stderr, `invalid --format "yaml"`)
+
+	res = run(t, map[string]string{"TENANTDRIFT_LANDLORD_DSN": "postgres://u:pw-canary@127.0.0.1:1/landlord?connect_timeout=2"}, "repair")
+	assert.Equal(t, app.ExitError, res.code)
+	assert.Contains(t, res.stderr, "tenantdrift repair: ")
+	assert.NotContains(t, res.stderr, "pw-canary")
+	assert.NotContains(t, res.stderr, "goroutine")
+}
