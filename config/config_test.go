@@ -358,6 +358,12 @@ repair:
 		assert.Contains(t, err.Error(), want)
 	}
 
+	_, err = load(t, writeFile(t, "registry: {preset: spatie}\nstate: {dsn: \"postgres://u:state-pw@db/state\"}\nrepair:\n  enabled: true\n  actions:\n    credential_plaintext: {mode: apply}\n"), withKey)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "repair.enabled: repair writes the laravel preset's tables only; registry.preset is spatie")
+	assert.Contains(t, err.Error(), "repair.enabled: repairs commit together with their audit-log row")
+	assert.NotContains(t, err.Error(), "state-pw")
+
 	_, err = load(t, writeFile(t, "repair:\n  actions:\n    registry_missing: {mode: apply}\n"), withKey)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "repair.actions.registry_missing.password: mode apply needs the tenant databases' password")

@@ -143,10 +143,19 @@ func (c *Config) validateRepair() []Problem {
 	if r.BreakerRatio <= 0 || r.BreakerRatio > 1 {
 		add("repair.breaker_ratio", "must be a share of tenants above 0 and at most 1 (e.g. 0.2), got %v", r.BreakerRatio)
 	}
+	applies := false
 	for _, name := range RepairableChecks() {
-		if m := r.ModeOf(name); !validMode(m) {
+		m := r.ModeOf(name)
+		if !validMode(m) {
 			add("repair.actions."+name+".mode", "unknown mode %q (use off, plan or apply)", m)
 		}
+		applies = applies || m == ModeApply
+	}
+	if r.Enabled && c.Registry.Preset != PresetLaravel {
+		add("repair.enabled", "repair writes the laravel preset's tables only; registry.preset is %s", c.Registry.Preset)
+	}
+	if r.Enabled && applies && c.State.DSN != "" {
+		add("repair.enabled", "repairs commit together with their audit-log row, so the state store must live in the landlord database: unset state.dsn (or state.dsn_file)")
 	}
 	rm := r.Actions.RegistryMissing
 	p := "repair.actions.registry_missing."
@@ -190,8 +199,8 @@ func (c *Config) validateRepair() []Problem {
 			add(fp, "field %q is not compared by checks.field_mismatch.fields, so it never mismatches", f)
 		}
 	}
-	if fm.Mode != ModeOff && len(fm.SourceOfTruth) == 0 && r.Enabled {
-		add("repair.actions.field_mismatch.source_of_truth", "name the source of truth of each field to repair (tenants or tenant_databases), or set mode off")
+	if fm.Mode == ModeApply && len(fm.SourceOfTruth) == 0 {
+		add("repair.actions.field_mismatch.source_of_truth", "mode apply needs the source of truth of each field to repair (tenants or tenant_databases)")
 	}
 	if strings.TrimSpace(r.Actions.ProvisioningStuck.SetStatus) == "" {
 		add("repair.actions.provisioning_stuck.set_status", "must not be empty (e.g. failed)")

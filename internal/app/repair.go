@@ -112,7 +112,7 @@ func (r *runtime) repairOnce(ctx context.Context, cfg *config.Config, apply bool
 		return nil, errors.New("the registry could not be counted: no repair without a complete observation")
 	}
 	e := r.newRepairEngine(cfg, pool, reg, store, "tenantdrift repair --apply")
-	rep, err := e.run(ctx, observed.Results, observed.Tenants, apply, func(ctx context.Context, names []string) ([]check.Result, error) {
+	rep, err := e.run(ctx, observed.Results, observed.Tenants, apply, nil, func(ctx context.Context, names []string) ([]check.Result, error) {
 		return run(ctx, names).Results, nil
 	})
 	if err != nil {
@@ -168,10 +168,11 @@ func (r *runtime) newRepairEngine(cfg *config.Config, pool *pgxpool.Pool, reg *t
 }
 
 // run plans repairs for the findings of results (one observation of
-// tenants tenants); with apply, it applies what the policy clears, runs
-// the affected checks again through rerun and marks repairs whose drift
-// persists as failed.
-func (e *repairEngine) run(ctx context.Context, results []check.Result, tenants int, apply bool,
+// tenants tenants) of the checks in only (every check when nil); the other
+// findings count towards the breaker only. With apply, it applies what the
+// policy clears, runs the affected checks again through rerun and marks
+// repairs whose drift persists as failed.
+func (e *repairEngine) run(ctx context.Context, results []check.Result, tenants int, apply bool, only []string,
 	rerun func(ctx context.Context, names []string) ([]check.Result, error)) (*repair.Report, error) {
 	if e.err != nil {
 		return nil, e.err
@@ -185,7 +186,9 @@ func (e *repairEngine) run(ctx context.Context, results []check.Result, tenants 
 			continue
 		}
 		for _, f := range res.Findings {
-			findings = append(findings, f)
+			if only == nil || slices.Contains(only, res.Name) {
+				findings = append(findings, f)
+			}
 			if f.TenantID != "" {
 				drift[f.TenantID] = true
 			}

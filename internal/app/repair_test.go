@@ -310,3 +310,32 @@ func TestRepairBadInput(t *testing.T) {
 	assert.NotContains(t, res.stderr, "pw-canary")
 	assert.NotContains(t, res.stderr, "goroutine")
 }
+
+func TestServeRepairs(t *testing.T) {
+	dsn, pool := landlord(t)
+	plaintextLandlord(t, pool, 20, 2)
+	env := map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn, "APP_KEY": appKey}
+	d := startServe(t, env, fastConfig+`  db_unreachable:
+    enabled: false
+repair:
+  enabled: true
+  actions:
+    credential_plaintext: {mode: apply}
+`)
+	d.waitMetric(`tenantdrift_repairs_total{action="encrypt_password",result="applied"}`, "2")
+	// The run that repaired recorded the verification: nothing to announce.
+	d.waitMetric(`tenantdrift_findings{check="credential_plaintext",severity="warning"}`, "0")
+	assert.Equal(t, "0", d.metric(`tenantdrift_repairs_total{action="encrypt_password",result="failed"}`))
+	assert.Equal(t, "0", d.metric("tenantdrift_repair_breaker_open"))
+
+	var clear, verified int
+	require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*) FROM tenant_databases WHERE database_password LIKE 'clear-%'").Scan(&clear))
+	assert.Zero(t, clear)
+	require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*) FROM tenantdrift.repairs WHERE verified AND applied_by LIKE 'tenantdrift serve%'").Scan(&verified))
+	assert.Equal(t, 2, verified)
+	var opened int
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM tenantdrift.findings WHERE "check" = 'credential_plaintext'`).Scan(&opened))
+	assert.Zero(t, opened, "a repaired finding is never recorded as open")
+	assert.Equal(t, app.ExitOK, d.stop())
+	assert.NotContains(t, d.stderr.String(), "clear-t-0001")
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/tenantdrift/tenantdrift/internal/landlord"
 	"github.com/tenantdrift/tenantdrift/internal/leader"
 	"github.com/tenantdrift/tenantdrift/internal/metrics"
+	"github.com/tenantdrift/tenantdrift/internal/repair"
 	"github.com/tenantdrift/tenantdrift/internal/schedule"
 	"github.com/tenantdrift/tenantdrift/internal/state"
 	"github.com/tenantdrift/tenantdrift/internal/tenant"
@@ -62,6 +63,7 @@ type daemon struct {
 	registry  *prometheus.Registry
 	elector   *leader.Elector
 	notifier  *notifier // nil without Slack
+	repairs   *repair.Metrics
 	intervals map[string]time.Duration
 	started   time.Time
 
@@ -178,8 +180,13 @@ func (r *runtime) newDaemon(cfg *config.Config, instances []check.Instance) (*da
 		pool.Close()
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	rm, err := repair.NewMetrics(reg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	d := &daemon{
-		r: r, cfg: cfg, instances: instances, landlord: pool, stateDB: stateDB, metrics: m, registry: reg,
+		r: r, cfg: cfg, instances: instances, landlord: pool, stateDB: stateDB, metrics: m, registry: reg, repairs: rm,
 		intervals: map[string]time.Duration{}, started: time.Now(), findings: map[string][]check.Finding{},
 		notifier: r.newNotifier(cfg),
 	}
@@ -306,6 +313,10 @@ func (d *daemon) runCheck(ctx context.Context, inst check.Instance) {
 		logger.Warn("run abandoned: leadership lost")
 		return
 	}
+	if res.Err == nil {
+		res = d.repair(ctx, inst, res)
+		finished = time.Now()
+	}
 	d.metrics.ObserveRun(res, finished)
 	if res.Err != nil {
 		logger.Error("check failed", "err", res.Err)
@@ -335,6 +346,56 @@ func (d *daemon) runCheck(ctx context.Context, inst check.Instance) {
 		return
 	}
 	d.deliver(ctx, store)
+}
+
+// repair applies what the repair policy allows to the drift a completed
+// run of inst found, and returns the result to record: that of the
+// verification run when repairs were written, so a repaired finding is
+// never announced. The breaker counts every check's latest findings.
+func (d *daemon) repair(ctx context.Context, inst check.Instance, res check.Result) check.Result {
+	if !d.cfg.Repair.Enabled || d.cfg.Repair.ModeOf(inst.Name) != config.ModeApply || len(res.Findings) == 0 {
+		return res
+	}
+	logger := d.r.logger.With("check", inst.Name, "component", "repair")
+	store, err := d.openStore(ctx)
+	if err != nil {
+		logger.Error("state store unavailable: no repairs without an audit log", "err", err)
+		return res
+	}
+	reg, err := tenant.Resolve(ctx, d.landlord, d.cfg.Registry, fieldsFor(d.cfg, d.instances))
+	if err != nil {
+		logger.Error("registry layout", "err", landlord.Describe(err))
+		return res
+	}
+	d.mu.Lock()
+	tenants := d.tenants
+	results := []check.Result{res}
+	for name, fs := range d.findings {
+		if name != inst.Name {
+			results = append(results, check.Result{Name: name, Findings: fs})
+		}
+	}
+	d.mu.Unlock()
+	e := d.r.newRepairEngine(d.cfg, d.landlord, reg, store, "tenantdrift serve")
+	var after *check.Result
+	rep, err := e.run(ctx, results, tenants, true, []string{inst.Name}, func(ctx context.Context, _ []string) ([]check.Result, error) {
+		again := d.execute(ctx, inst)
+		after = &again
+		return []check.Result{again}, nil
+	})
+	d.repairs.Observe(rep)
+	if err != nil {
+		logger.Error("repair", "err", err)
+	}
+	if rep != nil {
+		n := rep.Counts()
+		logger.Info("repair run finished", "applied", n[repair.StatusApplied], "skipped", n[repair.StatusSkipped],
+			"conflict", n[repair.StatusConflict], "failed", n[repair.StatusFailed], "planned", n[repair.StatusPlanned])
+	}
+	if after != nil && after.Err == nil {
+		return *after
+	}
+	return res
 }
 
 // deliverLoop drains the Slack outbox every slackDeliveryInterval while
