@@ -155,7 +155,7 @@ func (r *runtime) newRepairEngine(cfg *config.Config, pool *pgxpool.Pool, reg *t
 	}
 	host, _ := os.Hostname()
 	e.planner = &repair.Planner{
-		DB: pool, Layout: layout, Config: cfg.Repair, Encrypter: enc, Serialize: format != laravel.FormatRaw,
+		DB: pool, Layout: layout, Config: cfg.Repair, Encrypter: enc, Serialize: format != laravel.FormatRaw, Format: format,
 		LandlordHost: pool.Config().ConnConfig.Host, SSLMode: cfg.Checks.DBUnreachable.SSLMode,
 	}
 	e.applier = &repair.Applier{

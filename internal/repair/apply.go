@@ -31,7 +31,8 @@ type write struct {
 	insertCols []string
 	insertVals []any
 	nowCols    []int
-	// probe must accept exactly the inserted credentials first.
+	// probe, when set, must succeed first: the database a row will name
+	// accepts exactly its credentials.
 	probe *probe.Target
 
 	// update: table.col goes from before to after on the row keyCol =
@@ -123,14 +124,14 @@ func (ap *Applier) record(a *Action) state.RepairRecord {
 // one applies a, returning its status and reason.
 func (ap *Applier) one(ctx context.Context, a *Action) (status, reason string) {
 	w := a.write
-	if w.kind == writeInsert && w.probe != nil {
+	if w.probe != nil {
 		res := ap.Prober.One(ctx, *w.probe)
 		if !res.OK() {
-			msg := fmt.Sprintf("the tenant database did not accept the configured credentials (%s", res.Reason)
+			msg := fmt.Sprintf("database %s did not accept the credentials (%s", w.probe.Database, res.Reason)
 			if res.SQLState != "" {
 				msg += ", SQLSTATE " + res.SQLState
 			}
-			return StatusFailed, msg + "): nothing inserted"
+			return StatusFailed, msg + "): nothing written"
 		}
 	}
 	tx, err := ap.DB.Begin(ctx)

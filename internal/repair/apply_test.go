@@ -70,7 +70,8 @@ func setup(t *testing.T) *fixture {
 	require.NoError(t, err)
 	return &fixture{
 		pool: pool, store: store, enc: enc,
-		planner: &repair.Planner{DB: pool, Layout: layout, Config: cfg.Repair, Encrypter: enc, Serialize: true},
+		planner: &repair.Planner{DB: pool, Layout: layout, Config: cfg.Repair, Encrypter: enc, Serialize: true,
+			Format: laravel.FormatAuto, LandlordHost: pgtest.Server(t).Host, SSLMode: "disable"},
 		applier: &repair.Applier{DB: pool, Store: store, Prober: &probe.Prober{}, AppliedBy: "test"},
 	}
 }
@@ -215,4 +216,37 @@ func TestUnrepairable(t *testing.T) {
 	assert.Equal(t, map[string]int{"needs a human": 1}, un[config.CheckRegistryDuplicate])
 	assert.Equal(t, map[string]int{"needs a human": 1}, un[config.CheckDBUnreachable])
 	assert.Equal(t, map[string]int{"no source of truth for database_name": 1}, un[config.CheckFieldMismatch])
+}
+
+func TestCopyFieldRefusesAValueAnotherTenantHolds(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	_, err := f.pool.Exec(ctx, `INSERT INTO tenants (id, name, email, slug, database_name, created_at) VALUES
+		('e0000000-0000-4000-8000-000000000005', 'Echo', 'e@x.test', 'echo', 'tenant_echo', now());
+		INSERT INTO tenant_databases (id, tenant_id, database_name, slug, database_username, database_password, status, created_at) VALUES
+		('e1000000-0000-4000-8000-000000000005', 'e0000000-0000-4000-8000-000000000005', 'tenant_echo', 'bravo', 'echo_user', 'x', 'active', now())`)
+	require.NoError(t, err)
+	actions, un, err := f.planner.Plan(ctx, []check.Finding{slugDrift})
+	require.NoError(t, err)
+	assert.Empty(t, actions)
+	assert.Equal(t, map[string]int{"another tenant already holds this slug: registry_duplicate needs a human": 1}, un[config.CheckFieldMismatch])
+}
+
+func TestCopyDatabaseNameProbesTheNewDatabase(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	f.planner.Config.Actions.FieldMismatch.SourceOfTruth = map[string]string{"database_name": config.SourceTenants}
+	port := pgtest.Server(t).Port
+	// bravo's row names a restored copy; tenants names a database that
+	// does not exist.
+	_, err := f.pool.Exec(ctx, `UPDATE tenant_databases SET database_name = 'tenant_bravo_restored', port = $2 WHERE id = $1`, bravoDB, port)
+	require.NoError(t, err)
+	drift := check.Finding{Check: config.CheckFieldMismatch, TenantID: bravo, TenantSlug: "bravo", Field: "database_name", Fingerprint: "fp-db"}
+	got := f.applier.Apply(ctx, f.plan(t, drift))
+	require.Len(t, got, 1)
+	assert.Equal(t, repair.StatusFailed, got[0].Status)
+	// bravo_user is no role on the server either: the probe fails before
+	// it can see the database is missing; both mean nothing is written.
+	assert.Regexp(t, `^database tenant_bravo did not accept the credentials \((auth_failed|database_missing), SQLSTATE \w+\): nothing written$`, got[0].Reason)
+	assert.Equal(t, "tenant_bravo_restored", f.value(t, "SELECT database_name FROM tenant_databases WHERE id = $1", bravoDB))
 }

@@ -31,6 +31,8 @@ type Planner struct {
 	// Serialize writes passwords like encrypt() (PHP-serialized) rather
 	// than encryptString().
 	Serialize bool
+	// Format is how stored passwords are read (laravel.password_format).
+	Format laravel.Format
 	// LandlordHost is the host a missing row gets when the action names
 	// none.
 	LandlordHost string
@@ -292,6 +294,24 @@ func (p *Planner) copyField(ctx context.Context, f check.Finding) (Action, strin
 	if rows != 1 {
 		return Action{}, fmt.Sprintf("the tenant has %d tenant_databases rows: registry_duplicate needs a human", rows), nil
 	}
+	// A value another row already holds would make two tenants claim one
+	// slug or database: that is registry_duplicate's, and needs a human.
+	value := tval
+	if src == config.SourceDatabases {
+		value = dval
+	}
+	if value != nil {
+		var claims int
+		err := p.DB.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+p.Layout.Tenants.Sanitize()+` AS t WHERE t.`+col(tcol)+`::text = $1 AND t.`+col(tid)+` <> $2)
+			+ (SELECT count(*) FROM `+p.Layout.Databases.Sanitize()+` AS d WHERE d.`+col(dcol)+`::text = $1 AND d.`+col(dtid)+` <> $2)`,
+			*value, f.TenantID).Scan(&claims)
+		if err != nil {
+			return Action{}, "", err
+		}
+		if claims > 0 {
+			return Action{}, fmt.Sprintf("another tenant already holds this %s: registry_duplicate needs a human", f.Field), nil
+		}
+	}
 	w := write{kind: writeUpdate, tenantID: f.TenantID}
 	var a Action
 	if src == config.SourceTenants {
@@ -310,8 +330,57 @@ func (p *Planner) copyField(ctx context.Context, f check.Finding) (Action, strin
 		a = Action{Table: p.Layout.Tenants.Sanitize(), Column: tcol, Before: tval, After: dval}
 	}
 	w.touchUpdatedAt = slices.Contains(columnsOf(p.Layout, w.table), "updated_at")
+	if f.Field == "database_name" && src == config.SourceTenants {
+		// Pointing the row at another database: it must exist and accept
+		// the row's own credentials, like an inserted row's.
+		target, why, err := p.rowTarget(ctx, *rowID, *tval)
+		if why != "" || err != nil {
+			return Action{}, why, err
+		}
+		w.probe = target
+	}
 	a.write = w
 	return a, "", nil
+}
+
+// rowTarget returns the probe of the tenant database row rowID, pointed at
+// database, with its stored password decrypted; or why it cannot be built.
+func (p *Planner) rowTarget(ctx context.Context, rowID, database string) (*probe.Target, string, error) {
+	expr := func(canonical, def string) string {
+		if c, ok := p.dbCol(canonical); ok {
+			return "d." + col(c) + "::text"
+		}
+		return def
+	}
+	did, _ := p.dbCol("id")
+	var host, port, user, pw, driver *string
+	err := p.DB.QueryRow(ctx, "SELECT "+expr("host", "NULL::text")+", "+expr("port", "NULL::text")+", "+expr("username", "NULL::text")+", "+
+		expr("password", "NULL::text")+", "+expr("driver", "NULL::text")+" FROM "+p.Layout.Databases.Sanitize()+" AS d WHERE d."+col(did)+" = $1", rowID).
+		Scan(&host, &port, &user, &pw, &driver)
+	if err != nil {
+		return nil, "", err
+	}
+	password := deref(pw)
+	if laravel.AppearsEncrypted(password) {
+		if p.Encrypter == nil {
+			return nil, "no APP_KEY to read the row's password, so the new database cannot be checked", nil
+		}
+		plain, err := p.Encrypter.Decrypt(password, p.Format)
+		if err != nil {
+			return nil, "the row's password does not decrypt, so the new database cannot be checked", nil
+		}
+		password = string(plain)
+	}
+	portN, _ := strconv.Atoi(deref(port))
+	if portN == 0 {
+		portN = 5432
+	}
+	h := deref(host)
+	if h == "" {
+		h = p.LandlordHost
+	}
+	return &probe.Target{Host: h, Port: portN, Database: database, User: deref(user), Password: password,
+		Driver: probe.NormalizeDriver(deref(driver)), SSLMode: p.SSLMode}, "", nil
 }
 
 func columnsOf(l *tenant.Layout, table pgx.Identifier) []string {
