@@ -31,6 +31,7 @@ import (
 	"github.com/tenantdrift/tenantdrift/config"
 	"github.com/tenantdrift/tenantdrift/internal/check"
 	"github.com/tenantdrift/tenantdrift/internal/metrics"
+	"github.com/tenantdrift/tenantdrift/internal/repair"
 )
 
 // Paths are relative to this package's directory, where go test runs.
@@ -483,6 +484,8 @@ func alertingExportedMetrics(t *testing.T) map[string]bool {
 		Check: config.CheckRegistryMissing, Severity: config.SeverityCritical,
 		TenantID: "1", TenantSlug: "acme", Reason: "no_database_row",
 	}}}, time.Now())
+	_, err = repair.NewMetrics(reg)
+	require.NoError(t, err)
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
 
