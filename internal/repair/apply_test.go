@@ -17,6 +17,7 @@ import (
 	"github.com/tenantdrift/tenantdrift/internal/pgtest"
 	"github.com/tenantdrift/tenantdrift/internal/probe"
 	"github.com/tenantdrift/tenantdrift/internal/repair"
+	"github.com/tenantdrift/tenantdrift/internal/serverproc"
 	"github.com/tenantdrift/tenantdrift/internal/state"
 	"github.com/tenantdrift/tenantdrift/internal/tenant"
 )
@@ -249,4 +250,47 @@ func TestCopyDatabaseNameProbesTheNewDatabase(t *testing.T) {
 	// it can see the database is missing; both mean nothing is written.
 	assert.Regexp(t, `^database tenant_bravo did not accept the credentials \((auth_failed|database_missing), SQLSTATE \w+\): nothing written$`, got[0].Reason)
 	assert.Equal(t, "tenant_bravo_restored", f.value(t, "SELECT database_name FROM tenant_databases WHERE id = $1", bravoDB))
+}
+
+func TestRacingInsertsWriteOneRow(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	suffix, err := serverproc.RandomHex(4)
+	require.NoError(t, err)
+	db, user := "rpdb_"+suffix, "rpuser_"+suffix
+	admin := pgtest.NewPool(t)
+	_, err = admin.Exec(ctx, "CREATE ROLE "+user+" LOGIN PASSWORD 'race-pw'")
+	require.NoError(t, err)
+	_, err = admin.Exec(ctx, "CREATE DATABASE "+db+" OWNER "+user)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
+		_, _ = admin.Exec(ctx, "DROP ROLE IF EXISTS "+user)
+	})
+	const foxtrot = "f0000000-0000-4000-8000-000000000006"
+	_, err = f.pool.Exec(ctx, `INSERT INTO tenants (id, name, email, slug, database_name, created_at) VALUES ($1, 'Foxtrot', 'f@x.test', 'foxtrot', $2, now())`, foxtrot, db)
+	require.NoError(t, err)
+	rm := &f.planner.Config.Actions.RegistryMissing
+	rm.Host, rm.Port, rm.Username, rm.Password = pgtest.Server(t).Host, pgtest.Server(t).Port, user, "race-pw"
+	drift := check.Finding{Check: config.CheckRegistryMissing, TenantID: foxtrot, TenantSlug: "foxtrot", Fingerprint: "fp-foxtrot"}
+
+	// Four replicas planned the same insert.
+	plans := make([][]repair.Action, 4)
+	for i := range plans {
+		plans[i] = f.plan(t, drift)
+	}
+	var wg sync.WaitGroup
+	results := make([]string, len(plans))
+	for i := range plans {
+		wg.Add(1)
+		go func() { defer wg.Done(); results[i] = f.applier.Apply(ctx, plans[i])[0].Status }()
+	}
+	wg.Wait()
+	assert.ElementsMatch(t, []string{repair.StatusApplied, repair.StatusConflict, repair.StatusConflict, repair.StatusConflict}, results)
+	assert.Equal(t, "1", f.value(t, "SELECT count(*)::text FROM tenant_databases WHERE tenant_id = $1", foxtrot))
+	stored := f.value(t, "SELECT database_password FROM tenant_databases WHERE tenant_id = $1", foxtrot)
+	plain, err := f.enc.Decrypt(stored, laravel.FormatPHPSerialized)
+	require.NoError(t, err)
+	assert.Equal(t, "race-pw", string(plain))
+	assert.Equal(t, user, f.value(t, "SELECT database_username FROM tenant_databases WHERE tenant_id = $1", foxtrot))
 }
