@@ -134,18 +134,28 @@ func TestAuditPostsSlackAlerts(t *testing.T) {
 	require.Equal(t, app.ExitDrift, r.code, r.stderr)
 	assert.Len(t, slack.requests(), 1)
 
-	// Fixed: a reply in the announcement's thread.
+	// Fixed: a reply in the announcement's thread, and the announcement,
+	// all of whose findings are resolved, is edited to say so.
 	execSQL(t, pool, `INSERT INTO tenant_databases (id, tenant_id, database_name, slug, database_username, database_password, status, created_at)
 		VALUES (gen_random_uuid(), '80b8d7cd-0000-4000-8000-000000000002', 'tenant_test1', 'test1', 'u', $1, 'active', now())`, encrypt(t, "x"))
 	r = audit()
 	require.Equal(t, app.ExitOK, r.code, r.stderr)
 	reqs = slack.requests()
-	require.Len(t, reqs, 2, r.stderr)
+	require.Len(t, reqs, 3, r.stderr)
 	assert.Equal(t, "chat.postMessage", reqs[1].Method)
 	assert.Equal(t, "1795856400.000001", reqs[1].Form.Get("thread_ts"), "the resolution replies in the thread")
 	assert.Contains(t, strings.ToLower(reqs[1].Form.Get("text")), "resolved")
 	assert.Contains(t, reqs[1].Form.Get("text")+reqs[1].Form.Get("blocks"), "test1")
+	assert.Equal(t, "chat.update", reqs[2].Method)
+	assert.Equal(t, "1795856400.000001", reqs[2].Form.Get("ts"), "the announcement is edited")
+	assert.Contains(t, reqs[2].Form.Get("text"), "Resolved: registry_missing")
+	assert.Contains(t, reqs[2].Form.Get("blocks"), "test1")
 	outputs = append(outputs, r.stdout, r.stderr)
+
+	// Nothing more to say however often it runs.
+	r = audit()
+	require.Equal(t, app.ExitOK, r.code, r.stderr)
+	assert.Len(t, slack.requests(), 3, "the edit is made once")
 
 	assertNoTokenLeak(t, reqs, outputs...)
 }
