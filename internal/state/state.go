@@ -334,10 +334,14 @@ func (s *Store) RecordRunsWithOutbox(ctx context.Context, results []check.Result
 			return nil, fmt.Errorf("record runs: check %s appears twice", names[i])
 		}
 	}
+	what := "record runs" // for errors of the whole transaction
+	if len(names) == 1 {
+		what = "record run of " + names[0]
+	}
 
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("record runs: begin: %w", err)
+		return nil, fmt.Errorf("%s: begin: %w", what, err)
 	}
 	defer rollback(ctx, tx)
 	for _, name := range names {
@@ -379,11 +383,11 @@ func (s *Store) RecordRunsWithOutbox(ctx context.Context, results []check.Result
 			}
 		}
 		if err := s.enqueue(ctx, tx, plan(seen), finished); err != nil {
-			return nil, fmt.Errorf("record runs: %w", err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("record runs: commit: %w", err)
+		return nil, fmt.Errorf("%s: commit: %w", what, err)
 	}
 	return ts, nil
 }
