@@ -197,7 +197,8 @@ type Slack struct {
 	// APIURL is the Web API base URL; empty means Slack's.
 	APIURL string `yaml:"api_url"`
 	// StormThreshold: a run with more new findings than this posts one
-	// summary instead of the usual messages (default 50).
+	// summary instead of the usual messages (default 50); an audit counts
+	// the new findings of all its checks together.
 	StormThreshold int `yaml:"storm_threshold"`
 	// MaxTenantsPerMessage is how many findings a message lists (default 10).
 	MaxTenantsPerMessage int `yaml:"max_tenants_per_message"`

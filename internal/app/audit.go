@@ -162,11 +162,12 @@ func (r *runtime) runAudit(ctx context.Context, cfg *config.Config, instances []
 	return rep, nil
 }
 
-// recordAudit records every check's run in the state store, so a cron
-// container keeps history across runs. Errored checks resolve nothing.
-// With a notifier, the runs' alerts go into the outbox with them and the
-// outbox is drained before returning: what an earlier audit announced is
-// not announced again.
+// recordAudit records every check's run in the state store, in one
+// transaction, so a cron container keeps history across runs. Errored
+// checks resolve nothing. With a notifier, the runs' alerts go into the
+// outbox with them, planned together (one storm for the whole audit), and
+// the outbox is drained before returning: what an earlier audit announced
+// is not announced again.
 func (r *runtime) recordAudit(ctx context.Context, cfg *config.Config, rep *audit.Report, n *notifier) error {
 	sc := cfg.Landlord
 	if cfg.State.DSN != "" {
@@ -181,10 +182,12 @@ func (r *runtime) recordAudit(ctx context.Context, cfg *config.Config, rep *audi
 	if err != nil {
 		return err
 	}
-	for _, res := range rep.Results {
-		if _, err := store.RecordRunWithOutbox(ctx, res, rep.StartedAt, rep.FinishedAt, n.plan(res.Name, rep.FinishedAt)); err != nil {
-			return err
-		}
+	names := make([]string, len(rep.Results))
+	for i, res := range rep.Results {
+		names[i] = res.Name
+	}
+	if _, err := store.RecordRunsWithOutbox(ctx, rep.Results, rep.StartedAt, rep.FinishedAt, n.planRuns(names, rep.FinishedAt)); err != nil {
+		return err
 	}
 	if n == nil {
 		return nil

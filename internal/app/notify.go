@@ -42,10 +42,32 @@ func (n *notifier) plan(checkName string, finished time.Time) func(state.Transit
 	if n == nil {
 		return nil
 	}
-	opts := notify.PolicyOptions{
-		MinSeverity: n.cfg.MinSeverity, StormThreshold: n.cfg.StormThreshold, Channels: n.cfg.Channels, RunTime: finished,
-	}
+	opts := n.policy(finished)
 	return func(t state.Transitions) []state.OutboxItem { return notify.Plan(checkName, t, opts) }
+}
+
+// planRuns returns the outbox plan of the runs of checks, recorded
+// together, that finished at finished: one storm across them all. nil
+// when n is nil (no Slack).
+func (n *notifier) planRuns(checks []string, finished time.Time) func([]state.Transitions) []state.OutboxItem {
+	if n == nil {
+		return nil
+	}
+	opts := n.policy(finished)
+	return func(ts []state.Transitions) []state.OutboxItem {
+		runs := make(map[string]state.Transitions, len(checks))
+		for i, name := range checks {
+			runs[name] = ts[i]
+		}
+		return notify.PlanRuns(runs, opts)
+	}
+}
+
+func (n *notifier) policy(finished time.Time) notify.PolicyOptions {
+	return notify.PolicyOptions{
+		MinSeverity: n.cfg.MinSeverity, StormThreshold: n.cfg.StormThreshold, Channels: n.cfg.Channels,
+		RunTime: finished, RepeatInterval: n.cfg.RepeatInterval.D(),
+	}
 }
 
 // deliver drains the due items of store's outbox, a few batches at most;

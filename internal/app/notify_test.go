@@ -134,18 +134,28 @@ func TestAuditPostsSlackAlerts(t *testing.T) {
 	require.Equal(t, app.ExitDrift, r.code, r.stderr)
 	assert.Len(t, slack.requests(), 1)
 
-	// Fixed: a reply in the announcement's thread.
+	// Fixed: a reply in the announcement's thread, and the announcement,
+	// all of whose findings are resolved, is edited to say so.
 	execSQL(t, pool, `INSERT INTO tenant_databases (id, tenant_id, database_name, slug, database_username, database_password, status, created_at)
 		VALUES (gen_random_uuid(), '80b8d7cd-0000-4000-8000-000000000002', 'tenant_test1', 'test1', 'u', $1, 'active', now())`, encrypt(t, "x"))
 	r = audit()
 	require.Equal(t, app.ExitOK, r.code, r.stderr)
 	reqs = slack.requests()
-	require.Len(t, reqs, 2, r.stderr)
+	require.Len(t, reqs, 3, r.stderr)
 	assert.Equal(t, "chat.postMessage", reqs[1].Method)
 	assert.Equal(t, "1795856400.000001", reqs[1].Form.Get("thread_ts"), "the resolution replies in the thread")
 	assert.Contains(t, strings.ToLower(reqs[1].Form.Get("text")), "resolved")
 	assert.Contains(t, reqs[1].Form.Get("text")+reqs[1].Form.Get("blocks"), "test1")
+	assert.Equal(t, "chat.update", reqs[2].Method)
+	assert.Equal(t, "1795856400.000001", reqs[2].Form.Get("ts"), "the announcement is edited")
+	assert.Contains(t, reqs[2].Form.Get("text"), "Resolved: registry_missing")
+	assert.Contains(t, reqs[2].Form.Get("blocks"), "test1")
 	outputs = append(outputs, r.stdout, r.stderr)
+
+	// Nothing more to say however often it runs.
+	r = audit()
+	require.Equal(t, app.ExitOK, r.code, r.stderr)
+	assert.Len(t, slack.requests(), 3, "the edit is made once")
 
 	assertNoTokenLeak(t, reqs, outputs...)
 }
@@ -169,4 +179,46 @@ func TestServePostsSlackAlertOnce(t *testing.T) {
 	assert.Contains(t, reqs[0].Form.Get("blocks"), "test1")
 	assert.Equal(t, app.ExitOK, d.stop())
 	assertNoTokenLeak(t, slack.requests(), d.stderr.String())
+}
+
+// TestAuditStormAcrossChecks: an audit is one run of every check, so many
+// new findings across checks make one storm message naming each check's
+// count, not one storm (or one message) per check.
+func TestAuditStormAcrossChecks(t *testing.T) {
+	t.Parallel()
+	dsn, pool := landlord(t)
+	// 30 tenants without a database row, 30 stuck in provisioning, 30
+	// whose row has another slug.
+	execSQL(t, pool, `INSERT INTO tenants (id, name, email, slug, database_name, created_at)
+		SELECT gen_random_uuid(), 'M' || i, 'm' || i || '@x', 'missing-' || i, 'tenant_missing_' || i, now() - interval '1 day'
+		FROM generate_series(1, 30) i`)
+	execSQL(t, pool, `WITH t AS (
+			INSERT INTO tenants (id, name, email, slug, database_name, created_at)
+			SELECT gen_random_uuid(), 'P' || i, 'p' || i || '@x', 'stuck-' || i, 'tenant_stuck_' || i, now() - interval '1 day'
+			FROM generate_series(1, 30) i
+			RETURNING id, slug, database_name)
+		INSERT INTO tenant_databases (id, tenant_id, database_name, slug, database_username, database_password, status, created_at)
+		SELECT gen_random_uuid(), t.id, t.database_name, t.slug, 'u', $1, 'provisioning', now() - interval '1 day' FROM t`, encrypt(t, "x"))
+	execSQL(t, pool, `WITH t AS (
+			INSERT INTO tenants (id, name, email, slug, database_name, created_at)
+			SELECT gen_random_uuid(), 'S' || i, 's' || i || '@x', 'slug-' || i, 'tenant_slug_' || i, now() - interval '1 day'
+			FROM generate_series(1, 30) i
+			RETURNING id, slug, database_name)
+		INSERT INTO tenant_databases (id, tenant_id, database_name, slug, database_username, database_password, status, created_at)
+		SELECT gen_random_uuid(), t.id, t.database_name, t.slug || '-old', 'u', $1, 'active', now() - interval '1 day' FROM t`, encrypt(t, "x"))
+	slack := newFakeSlack(t)
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("state: {enabled: true}\nchecks: {database_orphan: {enabled: false}}\n"+
+		slack.config()+"  storm_threshold: 50\n"), 0o600))
+
+	r := run(t, map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn}, "audit", "--config", cfg)
+	require.Equal(t, app.ExitDrift, r.code, r.stderr)
+	reqs := slack.requests()
+	require.Len(t, reqs, 1, "one storm message for the whole audit\n%s", r.stderr)
+	assert.Equal(t, "chat.postMessage", reqs[0].Method)
+	assert.Equal(t, "Drift storm: 90 new findings across 3 checks", reqs[0].Form.Get("text"))
+	for _, name := range []string{"registry_missing", "provisioning_stuck", "field_mismatch"} {
+		assert.Contains(t, reqs[0].Form.Get("blocks"), "*`"+name+"`* 30:", name)
+	}
+	assertNoTokenLeak(t, reqs, r.stdout, r.stderr)
 }

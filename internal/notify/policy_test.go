@@ -107,3 +107,120 @@ func TestPlan(t *testing.T) {
 		})
 	}
 }
+
+func TestPlanThreads(t *testing.T) {
+	run := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	announced := run.Add(-4 * time.Hour)
+	resolvedAt := run
+	finding := func(slug, severity string, resolved bool) state.Finding {
+		f := state.Finding{
+			Finding:   check.Finding{Check: "db_unreachable", Severity: severity, TenantSlug: slug, Reason: "timeout", Fingerprint: "fp-" + slug},
+			FirstSeen: announced, LastSeen: run, Status: state.StatusOpen,
+		}
+		if resolved {
+			f.ResolvedAt, f.Status = &resolvedAt, state.StatusResolved
+		}
+		return f
+	}
+	thread := func(key string, at time.Time, reminded *time.Time, fs ...state.Finding) state.Thread {
+		return state.Thread{Key: key, Check: "db_unreachable", AnnouncedAt: at, RemindedAt: reminded, Findings: fs}
+	}
+	lately := run.Add(-time.Hour)
+
+	type want struct {
+		kind, threadKey string
+		slugs           []string
+	}
+	cases := []struct {
+		name     string
+		threads  []state.Thread
+		interval time.Duration
+		want     []want
+	}{
+		{name: "all resolved: the original is edited with every finding",
+			threads: []state.Thread{thread("k", announced, nil, finding("a", "critical", true), finding("b", "critical", true))},
+			want:    []want{{state.KindResolvedEdit, "k", []string{"a", "b"}}}},
+		{name: "partly resolved, reminders off: nothing",
+			threads: []state.Thread{thread("k", announced, nil, finding("a", "critical", false), finding("b", "critical", true))}},
+		{name: "due: the open critical findings are reminded", interval: 4 * time.Hour,
+			threads: []state.Thread{thread("k", announced, nil, finding("a", "critical", false), finding("b", "critical", true))},
+			want:    []want{{state.KindReminder, "k", []string{"a"}}}},
+		{name: "not yet due", interval: 4*time.Hour + time.Second,
+			threads: []state.Thread{thread("k", announced, nil, finding("a", "critical", false))}},
+		{name: "reminded within the interval", interval: 2 * time.Hour,
+			threads: []state.Thread{thread("k", announced, &lately, finding("a", "critical", false))}},
+		{name: "warnings are not reminded", interval: time.Hour,
+			threads: []state.Thread{thread("k", announced, nil, finding("w", "warning", false))}},
+		{name: "a reopened finding is reminded in its newest thread", interval: time.Hour,
+			threads: []state.Thread{
+				thread("old", announced, nil, finding("a", "critical", false), finding("b", "critical", false)),
+				thread("new", lately, nil, finding("a", "critical", false)),
+			},
+			want: []want{{state.KindReminder, "new", []string{"a"}}, {state.KindReminder, "old", []string{"b"}}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			items := notify.Plan("db_unreachable", state.Transitions{Threads: tc.threads},
+				notify.PolicyOptions{RunTime: run, RepeatInterval: tc.interval, Channels: map[string]string{"critical": "#crit"}})
+			require.Len(t, items, len(tc.want))
+			for i, w := range tc.want {
+				it := items[i]
+				assert.Equal(t, w.kind, it.Kind)
+				assert.Equal(t, w.threadKey, it.ThreadKey)
+				assert.Equal(t, "db_unreachable", it.Check)
+				assert.Equal(t, "#crit", it.Channel)
+				p, ok := it.Payload.(notify.Payload)
+				require.True(t, ok)
+				var slugs []string
+				for _, f := range p.Findings {
+					slugs = append(slugs, f.TenantSlug)
+				}
+				assert.Equal(t, w.slugs, slugs)
+				if w.kind == state.KindReminder {
+					assert.Equal(t, run, p.At)
+				} else {
+					assert.Equal(t, "critical", p.Severity)
+				}
+			}
+		})
+	}
+}
+
+func TestPlanRuns(t *testing.T) {
+	run := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	many := func(checkName, severity string, n int) []state.Finding {
+		fs := make([]state.Finding, n)
+		for i := range fs {
+			fs[i] = state.Finding{Finding: check.Finding{Check: checkName, Severity: severity, TenantSlug: fmt.Sprint("t", i),
+				Reason: "r_" + checkName, Fingerprint: fmt.Sprint(checkName, i)}, FirstSeen: run, LastSeen: run}
+		}
+		return fs
+	}
+	old := run.Add(-time.Hour)
+	gone := state.Finding{Finding: check.Finding{Check: "b", Severity: "warning", Fingerprint: "gone"}, FirstSeen: old, ResolvedAt: &run}
+	runs := map[string]state.Transitions{
+		"b": {New: many("b", "warning", 3), Resolved: []state.Finding{gone}},
+		"a": {New: many("a", "critical", 3)},
+	}
+
+	// Under the threshold in total: each check's own messages, by name.
+	items := notify.PlanRuns(runs, notify.PolicyOptions{RunTime: run, StormThreshold: 6})
+	var kinds, checks []string
+	for _, it := range items {
+		kinds, checks = append(kinds, it.Kind), append(checks, it.Check)
+	}
+	assert.Equal(t, []string{state.KindResolvedReply, state.KindNewFindings, state.KindNewFindings}, kinds)
+	assert.Equal(t, []string{"b", "a", "b"}, checks)
+	assert.Equal(t, []string{"a0", "a1", "a2"}, items[1].Fingerprints, "an announcement names its findings")
+
+	// Over it: one storm for both, with each check's counts.
+	items = notify.PlanRuns(runs, notify.PolicyOptions{RunTime: run, StormThreshold: 5, Channels: map[string]string{"critical": "#crit"}})
+	require.Len(t, items, 2)
+	assert.Equal(t, state.KindResolvedReply, items[0].Kind, "resolutions are not held back")
+	assert.Equal(t, state.KindStorm, items[1].Kind)
+	assert.Equal(t, "#crit", items[1].Channel, "the most severe finding's channel")
+	p, ok := items[1].Payload.(notify.Payload)
+	require.True(t, ok)
+	assert.Equal(t, 6, p.Total)
+	assert.Equal(t, map[string]map[string]int{"a": {"r_a": 3}, "b": {"r_b": 3}}, p.Counts)
+}

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/tenantdrift/tenantdrift/internal/check"
 )
 
 // Kinds of outbox item, as stored in OutboxItem.Kind.
@@ -41,7 +39,15 @@ type OutboxItem struct {
 	Channel string // the channel the enqueuer picked; empty leaves it to the deliverer
 	// ThreadKey names the original message: a new_findings item is saved
 	// under it, a reply or an edit goes to the message saved under it.
+	//
+	// Enqueuing an item with a thread key also keeps its Thread: a
+	// new_findings item opens it with Fingerprints, a reminder stamps its
+	// RemindedAt and a resolved_edit closes it, all at the run's finished
+	// time.
 	ThreadKey string
+	// Fingerprints are the findings a new_findings item announces; other
+	// kinds leave it empty.
+	Fingerprints []string
 	// Payload is what the message is rendered from, marshalled to JSON:
 	// render inputs, never rendered blocks, never secrets. nil stores {}.
 	Payload any
@@ -71,8 +77,20 @@ const insertOutboxSQL = `INSERT INTO {outbox}
 	(created_at, kind, "check", channel, payload, thread_key, next_attempt_at)
 	VALUES ($1, $2, $3, nullif($4, ''), $5, nullif($6, ''), $1)`
 
-// enqueue inserts items in tx, due now.
-func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, items []OutboxItem) error {
+// Thread bookkeeping of enqueued items ($1 thread key, $2 the run's time).
+const (
+	openThreadSQL = `INSERT INTO {threads} AS t (thread_key, "check", announced_at) VALUES ($1, $3, $2)
+		ON CONFLICT (thread_key) DO UPDATE SET "check" = excluded."check", announced_at = excluded.announced_at,
+			reminded_at = NULL, closed_at = NULL`
+	threadFindingsSQL = `INSERT INTO {thread_findings} (thread_key, fingerprint)
+		SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`
+	remindThreadSQL = `UPDATE {threads} SET reminded_at = $2 WHERE thread_key = $1`
+	closeThreadSQL  = `UPDATE {threads} SET closed_at = $2 WHERE thread_key = $1`
+)
+
+// enqueue inserts items in tx, due now, and keeps their threads (see
+// OutboxItem.ThreadKey) as of at, the run's finished time.
+func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, items []OutboxItem, at time.Time) error {
 	now := s.now()
 	for i, it := range items {
 		payload := []byte("{}")
@@ -86,28 +104,36 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, items []OutboxItem) erro
 			payload, clean(it.ThreadKey)); err != nil {
 			return fmt.Errorf("enqueue notification %d (%s): %w", i, it.Kind, err)
 		}
+		if err := s.keepThread(ctx, tx, it, at); err != nil {
+			return fmt.Errorf("enqueue notification %d (%s): %w", i, it.Kind, err)
+		}
 	}
 	return nil
 }
 
-// recordErrorWithOutbox records a run that could not complete and the
-// items plan returns for it, in one transaction.
-func (s *Store) recordErrorWithOutbox(ctx context.Context, res check.Result, started, finished time.Time,
-	plan func(Transitions) []OutboxItem) error {
-	tx, err := s.pool.Begin(ctx)
+// keepThread records in tx what enqueuing it at at does to its thread.
+func (s *Store) keepThread(ctx context.Context, tx pgx.Tx, it OutboxItem, at time.Time) error {
+	if it.ThreadKey == "" {
+		return nil
+	}
+	key := clean(it.ThreadKey)
+	var err error
+	switch it.Kind {
+	case KindNewFindings:
+		if _, err = tx.Exec(ctx, s.sql(openThreadSQL), key, at, clean(it.Check)); err == nil {
+			fps := make([]string, len(it.Fingerprints))
+			for i, fp := range it.Fingerprints {
+				fps[i] = clean(fp)
+			}
+			_, err = tx.Exec(ctx, s.sql(threadFindingsSQL), key, fps)
+		}
+	case KindReminder:
+		_, err = tx.Exec(ctx, s.sql(remindThreadSQL), key, at)
+	case KindResolvedEdit:
+		_, err = tx.Exec(ctx, s.sql(closeThreadSQL), key, at)
+	}
 	if err != nil {
-		return fmt.Errorf("record run of %s: begin: %w", res.Name, err)
-	}
-	defer rollback(ctx, tx)
-	if _, err := tx.Exec(ctx, s.sql(insertRunSQL),
-		res.Name, started, finished, OutcomeError, 0, 0, 0, clean(res.Err.Error())); err != nil {
-		return fmt.Errorf("record run of %s: %w", res.Name, err)
-	}
-	if err := s.enqueue(ctx, tx, plan(Transitions{})); err != nil {
-		return fmt.Errorf("record run of %s: %w", res.Name, err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("record run of %s: commit: %w", res.Name, err)
+		return fmt.Errorf("keep slack thread: %w", err)
 	}
 	return nil
 }

@@ -70,6 +70,9 @@ type Transitions struct {
 	Reopened  []Finding
 	StillOpen []Finding
 	Resolved  []Finding
+	// Threads are the check's open Slack threads as the run left them:
+	// filled only for the plan of RecordRunsWithOutbox.
+	Threads []Thread
 }
 
 // Run is one recorded run of one check.
@@ -92,8 +95,10 @@ type Store struct {
 	now    func() time.Time
 	// Qualified, quoted table names.
 	findings, runs, versions string
-	outbox, threads, repairs string
-	tables                   *strings.Replacer // {findings}, {runs}, {outbox}, {slack_messages} and {repairs} in queries
+	outbox, messages         string
+	threads, threadFindings  string
+	repairs                  string
+	tables                   *strings.Replacer // {findings}, {runs}, {outbox}, {slack_messages}, {threads}, {thread_findings} and {repairs} in queries
 	known                    int               // newest migration version embedded
 }
 
@@ -131,12 +136,16 @@ func Open(ctx context.Context, pool *pgxpool.Pool, schema string, now func() tim
 		runs:     pgx.Identifier{schema, "runs"}.Sanitize(),
 		versions: pgx.Identifier{schema, "schema_migrations"}.Sanitize(),
 		outbox:   pgx.Identifier{schema, "outbox"}.Sanitize(),
-		threads:  pgx.Identifier{schema, "slack_messages"}.Sanitize(),
+		messages: pgx.Identifier{schema, "slack_messages"}.Sanitize(),
+		threads:  pgx.Identifier{schema, "threads"}.Sanitize(),
 		repairs:  pgx.Identifier{schema, "repairs"}.Sanitize(),
 		known:    ms[len(ms)-1].version,
+
+		threadFindings: pgx.Identifier{schema, "thread_findings"}.Sanitize(),
 	}
 	s.tables = strings.NewReplacer("{findings}", s.findings, "{runs}", s.runs,
-		"{outbox}", s.outbox, "{slack_messages}", s.threads, "{repairs}", s.repairs)
+		"{outbox}", s.outbox, "{slack_messages}", s.messages,
+		"{threads}", s.threads, "{thread_findings}", s.threadFindings, "{repairs}", s.repairs)
 	return s, nil
 }
 
@@ -289,34 +298,112 @@ func (s *Store) RecordRun(ctx context.Context, res check.Result, started, finish
 // be stored (an unknown kind, a payload that does not marshal) nothing is,
 // and when plan panics the transaction is rolled back before the panic
 // goes on. plan must not block; it runs while the check's run lock is held.
+//
+// The transitions plan sees carry the check's open Slack threads
+// (Transitions.Threads); the ones returned do not. Enqueued items keep the
+// threads up to date (see OutboxItem).
 func (s *Store) RecordRunWithOutbox(ctx context.Context, res check.Result, started, finished time.Time,
 	plan func(Transitions) []OutboxItem) (Transitions, error) {
-	if res.Name == "" {
-		return Transitions{}, errors.New("record run: no check name")
+	var plans func([]Transitions) []OutboxItem
+	if plan != nil {
+		plans = func(ts []Transitions) []OutboxItem { return plan(ts[0]) }
 	}
-	if res.Err != nil {
-		if plan == nil {
-			_, err := s.pool.Exec(ctx, s.sql(insertRunSQL),
-				res.Name, started, finished, OutcomeError, 0, 0, 0, clean(res.Err.Error()))
-			if err != nil {
-				return Transitions{}, fmt.Errorf("record run of %s: %w", res.Name, err)
-			}
-			return Transitions{}, nil
+	ts, err := s.RecordRunsWithOutbox(ctx, []check.Result{res}, started, finished, plans)
+	if err != nil {
+		return Transitions{}, err
+	}
+	return ts[0], nil
+}
+
+// RecordRunsWithOutbox records the runs of several checks that started and
+// finished together (one audit), each as RecordRun does, and the items plan
+// returns, all in one transaction. plan, when not nil, is called once with
+// every run's transitions, in the order of results, so that it can decide
+// across checks (one storm for all of them, say). Each check appears at
+// most once in results; their run locks are taken in name order.
+func (s *Store) RecordRunsWithOutbox(ctx context.Context, results []check.Result, started, finished time.Time,
+	plan func([]Transitions) []OutboxItem) ([]Transitions, error) {
+	names := make([]string, 0, len(results))
+	for _, res := range results {
+		if res.Name == "" {
+			return nil, errors.New("record run: no check name")
 		}
-		return Transitions{}, s.recordErrorWithOutbox(ctx, res, started, finished, plan)
+		names = append(names, res.Name)
+	}
+	slices.Sort(names)
+	for i := 1; i < len(names); i++ {
+		if names[i] == names[i-1] {
+			return nil, fmt.Errorf("record runs: check %s appears twice", names[i])
+		}
+	}
+	what := "record runs" // for errors of the whole transaction
+	if len(names) == 1 {
+		what = "record run of " + names[0]
 	}
 
-	incoming := incomingOf(res.Name, res.Findings)
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return Transitions{}, fmt.Errorf("record run of %s: begin: %w", res.Name, err)
+		return nil, fmt.Errorf("%s: begin: %w", what, err)
 	}
 	defer rollback(ctx, tx)
-
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", runLockClass, s.schema+"."+res.Name); err != nil {
-		return Transitions{}, fmt.Errorf("lock check %s: %w", res.Name, err)
+	for _, name := range names {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", runLockClass, s.schema+"."+name); err != nil {
+			return nil, fmt.Errorf("lock check %s: %w", name, err)
+		}
 	}
-	if _, err := tx.Exec(ctx, createIncomingSQL); err != nil {
+
+	ts := make([]Transitions, len(results))
+	var completed []string
+	incoming := false // the temporary table exists
+	for i, res := range results {
+		if res.Err != nil {
+			if _, err := tx.Exec(ctx, s.sql(insertRunSQL),
+				res.Name, started, finished, OutcomeError, 0, 0, 0, clean(res.Err.Error())); err != nil {
+				return nil, fmt.Errorf("record run of %s: %w", res.Name, err)
+			}
+			continue
+		}
+		ts[i], err = s.recordRun(ctx, tx, res, started, finished, incoming)
+		if err != nil {
+			return nil, err
+		}
+		incoming = true
+		completed = append(completed, res.Name)
+	}
+
+	if plan != nil {
+		seen := slices.Clone(ts)
+		if len(completed) > 0 {
+			threads, err := s.openThreads(ctx, tx, completed)
+			if err != nil {
+				return nil, err
+			}
+			for i, res := range results {
+				if res.Err == nil {
+					seen[i].Threads = threads[res.Name]
+				}
+			}
+		}
+		if err := s.enqueue(ctx, tx, plan(seen), finished); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("%s: commit: %w", what, err)
+	}
+	return ts, nil
+}
+
+// recordRun records the completed run res in tx. The temporary table of
+// incoming findings is created unless exists says an earlier run of the
+// transaction did, in which case it is emptied.
+func (s *Store) recordRun(ctx context.Context, tx pgx.Tx, res check.Result, started, finished time.Time, exists bool) (Transitions, error) {
+	incoming := incomingOf(res.Name, res.Findings)
+	prepare := createIncomingSQL
+	if exists {
+		prepare = "TRUNCATE pg_temp.tenantdrift_incoming"
+	}
+	if _, err := tx.Exec(ctx, prepare); err != nil {
 		return Transitions{}, fmt.Errorf("record findings of %s: create temporary table: %w", res.Name, err)
 	}
 	if _, err := tx.CopyFrom(ctx, incomingTable, incomingColumns, pgx.CopyFromSlice(len(incoming), func(i int) ([]any, error) {
@@ -364,14 +451,6 @@ func (s *Store) RecordRunWithOutbox(ctx context.Context, res check.Result, start
 	if _, err := tx.Exec(ctx, s.sql(insertRunSQL),
 		res.Name, started, finished, outcome, len(incoming), len(tr.New), len(tr.Resolved), nil); err != nil {
 		return Transitions{}, fmt.Errorf("record run of %s: %w", res.Name, err)
-	}
-	if plan != nil {
-		if err := s.enqueue(ctx, tx, plan(tr)); err != nil {
-			return Transitions{}, fmt.Errorf("record run of %s: %w", res.Name, err)
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return Transitions{}, fmt.Errorf("record run of %s: commit: %w", res.Name, err)
 	}
 	return tr, nil
 }
@@ -478,9 +557,18 @@ func (s *Store) LastSuccess(ctx context.Context) (map[string]time.Time, error) {
 	return m, nil
 }
 
-// Prune deletes findings resolved, runs started, and outbox items created
-// (and no longer pending) more than retention before now, in one
-// transaction, and reports how many findings and runs it deleted.
+// pruneThreadsSQL deletes the threads closed before $1, and those
+// announced before $1 that no open finding keeps open.
+const pruneThreadsSQL = `DELETE FROM {threads} t
+	WHERE t.closed_at < $1
+	   OR (t.closed_at IS NULL AND t.announced_at < $1 AND NOT EXISTS (
+		SELECT 1 FROM {thread_findings} tf JOIN {findings} f ON f.fingerprint = tf.fingerprint
+		WHERE tf.thread_key = t.thread_key AND f.resolved_at IS NULL))`
+
+// Prune deletes findings resolved, runs started, outbox items created
+// (and no longer pending) and Slack threads closed more than retention
+// before now, in one transaction, and reports how many findings and runs
+// it deleted.
 // Open findings are never pruned, however old. retention must be positive.
 func (s *Store) Prune(ctx context.Context, retention time.Duration) (findings, runs int64, err error) {
 	if retention <= 0 {
@@ -504,6 +592,9 @@ func (s *Store) Prune(ctx context.Context, retention time.Duration) (findings, r
 	runs = tag.RowsAffected()
 	if _, err := tx.Exec(ctx, s.sql(`DELETE FROM {outbox} WHERE state <> 'pending' AND created_at < $1`), cutoff); err != nil {
 		return 0, 0, fmt.Errorf("prune outbox: %w", err)
+	}
+	if _, err := tx.Exec(ctx, s.sql(pruneThreadsSQL), cutoff); err != nil {
+		return 0, 0, fmt.Errorf("prune slack threads: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, 0, fmt.Errorf("prune state: commit: %w", err)

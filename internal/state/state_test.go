@@ -128,7 +128,8 @@ func TestOpenCreatesSchema(t *testing.T) {
 			require.NoError(t, err)
 			tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
 			require.NoError(t, err)
-			assert.Equal(t, []string{"findings", "outbox", "repairs", "runs", "schema_migrations", "slack_messages"}, tables)
+			assert.Equal(t, []string{"findings", "outbox", "repairs", "runs", "schema_migrations", "slack_messages",
+				"thread_findings", "threads"}, tables)
 
 			versions := pgx.Identifier{tt.want, "schema_migrations"}.Sanitize()
 			n := queryInt(t, pool, "SELECT count(*) FROM "+versions)
