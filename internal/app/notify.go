@@ -25,7 +25,8 @@ type notifier struct {
 }
 
 // newNotifier returns the notifier of cfg, or nil when Slack is not
-// configured.
+// configured. With a webhook (cfg.Slack.Webhook()) the client has no
+// token and every item goes to the webhook, as its own message.
 func (r *runtime) newNotifier(cfg *config.Config) *notifier {
 	if !cfg.Slack.Enabled() {
 		return nil
@@ -52,8 +53,13 @@ func (n *notifier) plan(checkName string, finished time.Time) func(state.Transit
 // now is the store's clock. Failed deliveries are logged by the
 // Deliverer; the store's errors are returned.
 func (n *notifier) deliver(ctx context.Context, store *state.Store, now func() time.Time) error {
+	var webhook string
+	if n.cfg.Webhook() {
+		webhook = n.cfg.WebhookURL.Reveal()
+	}
 	d := notify.NewDeliverer(n.client, store, notify.DelivererOptions{
-		Channel: n.cfg.Channel,
+		Channel:    n.cfg.Channel,
+		WebhookURL: webhook,
 		Render: notify.RenderOptions{
 			MaxTenants: n.cfg.MaxTenantsPerMessage, RunbookURL: n.cfg.RunbookURL, DashboardURL: n.cfg.DashboardURL,
 		},

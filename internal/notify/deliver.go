@@ -50,6 +50,13 @@ type Outbox interface {
 //
 // A reply or an edit whose original message is unknown (never posted,
 // uncertain, failed) is posted as a new message instead.
+//
+// Through an incoming webhook (DelivererOptions.WebhookURL), which cannot
+// thread or edit, every item is its own message: a resolved_reply renders
+// as the standalone Resolved message (the check's title, the findings and
+// when they resolved), a reminder as usual, and a resolved_edit is marked
+// sent without a request, since the resolved_reply of the same resolution
+// already says it.
 type Payload struct {
 	Severity     string                    `json:"severity,omitempty"`
 	Findings     []PayloadFinding          `json:"findings,omitempty"`
@@ -123,6 +130,11 @@ const (
 type DelivererOptions struct {
 	// Channel is where items without a channel of their own go.
 	Channel string
+	// WebhookURL, when set, is the incoming webhook every item is posted
+	// to instead of the Web API; Channel and items' channels are then
+	// ignored (a webhook posts to its own channel). It is a secret: the
+	// Client redacts it, and it is never stored.
+	WebhookURL string
 	// Render are the rendering settings.
 	Render RenderOptions
 	// Batch is how many items DeliverOnce claims; DefaultBatch when not
@@ -227,6 +239,9 @@ const (
 // deliver delivers e and records the outcome.
 func (d *Deliverer) deliver(ctx context.Context, e state.OutboxEntry) (outcome, error) {
 	log := d.log.With("outbox_id", e.ID, "kind", e.Kind, "check", e.Check)
+	if d.opts.WebhookURL != "" {
+		return d.deliverWebhook(ctx, log, e)
+	}
 	msg, err := Render(e.Kind, e.Check, e.Payload, d.opts.Render)
 	if err != nil {
 		return d.mark(ctx, log, e, outcomeFailed, err.Error(), "")
@@ -287,6 +302,45 @@ func (d *Deliverer) deliver(ctx context.Context, e state.OutboxEntry) (outcome, 
 		return d.mark(ctx, log, e, outcomeSent, "", newTS)
 	}
 
+	return d.failed(ctx, log, e, err)
+}
+
+// deliverWebhook delivers e through the incoming webhook: every item is
+// its own message, and there is no thread to save (see Payload).
+func (d *Deliverer) deliverWebhook(ctx context.Context, log *slog.Logger, e state.OutboxEntry) (outcome, error) {
+	if e.Kind == state.KindResolvedEdit {
+		log.Debug("a webhook cannot edit a message: the resolution is its own message")
+		return d.mark(ctx, log, e, outcomeSent, "", "")
+	}
+	kind := e.Kind
+	if kind == state.KindResolvedReply {
+		kind = state.KindResolvedEdit // the standalone Resolved rendering
+	}
+	msg, err := Render(kind, e.Check, e.Payload, d.opts.Render)
+	if err != nil {
+		return d.mark(ctx, log, e, outcomeFailed, err.Error(), "")
+	}
+	if e.Interrupted {
+		return d.mark(ctx, log, e, outcomeUncertain,
+			"an earlier delivery was interrupted after it started; the message may have been posted", "")
+	}
+	ok, err := d.outbox.StartDelivery(ctx, e.ID, e.Attempts)
+	if err != nil {
+		return outcomeSkipped, fmt.Errorf("deliver outbox item %d: %w", e.ID, err)
+	}
+	if !ok {
+		log.Info("outbox lease lost, leaving the item to its next claim")
+		return outcomeSkipped, nil
+	}
+	if err := d.client.Webhook(ctx, d.opts.WebhookURL, msg); err != nil {
+		return d.failed(ctx, log, e, err)
+	}
+	return d.mark(ctx, log, e, outcomeSent, "", "")
+}
+
+// failed records the outcome of e's request that failed with err, an
+// error of the Client: uncertain, retry or failed.
+func (d *Deliverer) failed(ctx context.Context, log *slog.Logger, e state.OutboxEntry, err error) (outcome, error) {
 	var ue *UncertainError
 	reason := Reason(err)
 	switch {
