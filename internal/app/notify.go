@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/tenantdrift/tenantdrift/config"
@@ -22,6 +23,8 @@ type notifier struct {
 	cfg    config.Slack
 	client *notify.Client
 	r      *runtime
+	// metrics count deliveries; nil (audit) counts nothing.
+	metrics *notify.Metrics
 }
 
 // newNotifier returns the notifier of cfg, or nil when Slack is not
@@ -63,8 +66,9 @@ func (n *notifier) deliver(ctx context.Context, store *state.Store, now func() t
 		Render: notify.RenderOptions{
 			MaxTenants: n.cfg.MaxTenantsPerMessage, RunbookURL: n.cfg.RunbookURL, DashboardURL: n.cfg.DashboardURL,
 		},
-		Logger: n.r.logger.With("component", "slack"),
-		Now:    now,
+		Logger:  n.r.logger.With("component", "slack"),
+		Metrics: n.metrics,
+		Now:     now,
 	})
 	for range maxDeliveryRounds {
 		sent, failed, err := d.DeliverOnce(ctx)
@@ -72,8 +76,22 @@ func (n *notifier) deliver(ctx context.Context, store *state.Store, now func() t
 			n.r.logger.Info("slack notifications delivered", "sent", sent, "failed", failed)
 		}
 		if err != nil || sent+failed == 0 {
-			return err
+			return errors.Join(err, n.countPending(ctx, store))
 		}
 	}
+	return n.countPending(ctx, store)
+}
+
+// countPending sets tenantdrift_slack_outbox_pending, when there are
+// metrics.
+func (n *notifier) countPending(ctx context.Context, store *state.Store) error {
+	if n.metrics == nil {
+		return nil
+	}
+	pending, err := store.OutboxPending(ctx)
+	if err != nil {
+		return err
+	}
+	n.metrics.SetPending(pending)
 	return nil
 }

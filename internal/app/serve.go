@@ -20,6 +20,7 @@ import (
 	"github.com/tenantdrift/tenantdrift/internal/landlord"
 	"github.com/tenantdrift/tenantdrift/internal/leader"
 	"github.com/tenantdrift/tenantdrift/internal/metrics"
+	"github.com/tenantdrift/tenantdrift/internal/notify"
 	"github.com/tenantdrift/tenantdrift/internal/schedule"
 	"github.com/tenantdrift/tenantdrift/internal/state"
 	"github.com/tenantdrift/tenantdrift/internal/tenant"
@@ -178,10 +179,20 @@ func (r *runtime) newDaemon(cfg *config.Config, instances []check.Instance) (*da
 		pool.Close()
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	// The Slack metrics exist without Slack too (at zero), so the
+	// alert rules and dashboards see the same series everywhere.
+	nm, err := notify.NewMetrics(reg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	d := &daemon{
 		r: r, cfg: cfg, instances: instances, landlord: pool, stateDB: stateDB, metrics: m, registry: reg,
 		intervals: map[string]time.Duration{}, started: time.Now(), findings: map[string][]check.Finding{},
 		notifier: r.newNotifier(cfg),
+	}
+	if d.notifier != nil {
+		d.notifier.metrics = nm
 	}
 	lockCfg := stateDB.Config().ConnConfig.Copy()
 	d.elector = leader.New(leader.Options{

@@ -148,6 +148,8 @@ type DelivererOptions struct {
 	Backoff time.Duration
 	// Logger hears about each failed delivery; nil discards.
 	Logger *slog.Logger
+	// Metrics count each item's outcome; nil counts nothing.
+	Metrics *Metrics
 	// Now is the clock retries are scheduled by; time.Now when nil. Use
 	// the store's.
 	Now func() time.Time
@@ -372,24 +374,32 @@ func markContext(ctx context.Context) (context.Context, context.CancelFunc) {
 func (d *Deliverer) mark(ctx context.Context, log *slog.Logger, e state.OutboxEntry, o outcome, reason, ts string) (outcome, error) {
 	ctx, cancel := markContext(ctx)
 	defer cancel()
-	var err error
+	var (
+		err    error
+		result string
+	)
 	switch o {
 	case outcomeSent:
+		result = ResultSent
 		err = d.outbox.MarkSent(ctx, e.ID, ts)
 	case outcomeRetry:
 		wait := min(d.opts.Backoff<<min(max(e.Attempts-1, 0), 20), maxRetryBackoff)
 		log.Warn("slack delivery failed, will retry", "attempt", e.Attempts, "wait", wait, "err", reason)
+		result = ResultRetry
 		err = d.outbox.MarkRetry(ctx, e.ID, reason, d.now().Add(wait))
 	case outcomeUncertain:
 		log.Error("slack delivery uncertain, not retrying", "attempt", e.Attempts, "err", reason)
+		result = ResultUncertain
 		err = d.outbox.MarkUncertain(ctx, e.ID, reason)
 	default:
 		log.Error("slack delivery failed", "attempt", e.Attempts, "err", reason)
+		result = ResultFailed
 		err = d.outbox.MarkFailed(ctx, e.ID, reason)
 	}
 	if err != nil {
 		return outcomeSkipped, fmt.Errorf("deliver outbox item %d: %w", e.ID, err)
 	}
+	d.opts.Metrics.Observe(e.Kind, result)
 	return o, nil
 }
 
