@@ -1,7 +1,9 @@
 package app
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -94,4 +96,41 @@ func (n *notifier) countPending(ctx context.Context, store *state.Store) error {
 	}
 	n.metrics.SetPending(pending)
 	return nil
+}
+
+// Outcomes of postDirect, as RecordDelivered takes them; "" when the
+// message did not reach Slack and should go through the outbox later.
+const (
+	directSent      = "sent"
+	directUncertain = "uncertain"
+)
+
+// postDirect posts it straight to Slack, bypassing the outbox, for when
+// the state store is unreachable: best effort, with the Client's retries.
+// It returns how it ended, the message's timestamp and the error's text.
+func (n *notifier) postDirect(ctx context.Context, it state.OutboxItem) (outcome, ts, reason string) {
+	payload, err := json.Marshal(it.Payload)
+	if err != nil {
+		return "", "", err.Error()
+	}
+	msg, err := notify.Render(it.Kind, it.Check, payload, notify.RenderOptions{})
+	if err != nil {
+		return "", "", err.Error()
+	}
+	if n.cfg.Webhook() {
+		err = n.client.Webhook(ctx, n.cfg.WebhookURL.Reveal(), msg)
+	} else {
+		ts, err = n.client.Post(ctx, cmp.Or(it.Channel, n.cfg.Channel), msg)
+	}
+	var ue *notify.UncertainError
+	switch {
+	case err == nil:
+		n.metrics.Observe(it.Kind, notify.ResultSent)
+		return directSent, ts, ""
+	case errors.As(err, &ue):
+		n.metrics.Observe(it.Kind, notify.ResultUncertain)
+		return directUncertain, "", err.Error()
+	}
+	n.metrics.Observe(it.Kind, notify.ResultRetry)
+	return "", "", err.Error()
 }
