@@ -31,6 +31,7 @@ import (
 	"github.com/tenantdrift/tenantdrift/config"
 	"github.com/tenantdrift/tenantdrift/internal/check"
 	"github.com/tenantdrift/tenantdrift/internal/metrics"
+	"github.com/tenantdrift/tenantdrift/internal/notify"
 	"github.com/tenantdrift/tenantdrift/internal/repair"
 )
 
@@ -471,12 +472,14 @@ func TestAlertingQueriesUseExportedMetrics(t *testing.T) {
 }
 
 // alertingExportedMetrics returns the names of the series a daemon with
-// every check and per-tenant metrics exports, histograms and summaries
+// every check, per-tenant metrics and the Slack metrics exports, histograms and summaries
 // expanded to their series, plus alertingStandardSeries.
 func alertingExportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg, metrics.Options{Checks: config.CheckNames(), Version: "x", PerTenant: true})
+	require.NoError(t, err)
+	_, err = notify.NewMetrics(reg)
 	require.NoError(t, err)
 	// A vector without series is not gathered: give the per-tenant one a
 	// finding.

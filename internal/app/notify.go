@@ -1,7 +1,10 @@
 package app
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/tenantdrift/tenantdrift/config"
@@ -22,10 +25,13 @@ type notifier struct {
 	cfg    config.Slack
 	client *notify.Client
 	r      *runtime
+	// metrics count deliveries; nil (audit) counts nothing.
+	metrics *notify.Metrics
 }
 
 // newNotifier returns the notifier of cfg, or nil when Slack is not
-// configured.
+// configured. With a webhook (cfg.Slack.Webhook()) the client has no
+// token and every item goes to the webhook, as its own message.
 func (r *runtime) newNotifier(cfg *config.Config) *notifier {
 	if !cfg.Slack.Enabled() {
 		return nil
@@ -74,13 +80,19 @@ func (n *notifier) policy(finished time.Time) notify.PolicyOptions {
 // now is the store's clock. Failed deliveries are logged by the
 // Deliverer; the store's errors are returned.
 func (n *notifier) deliver(ctx context.Context, store *state.Store, now func() time.Time) error {
+	var webhook string
+	if n.cfg.Webhook() {
+		webhook = n.cfg.WebhookURL.Reveal()
+	}
 	d := notify.NewDeliverer(n.client, store, notify.DelivererOptions{
-		Channel: n.cfg.Channel,
+		Channel:    n.cfg.Channel,
+		WebhookURL: webhook,
 		Render: notify.RenderOptions{
 			MaxTenants: n.cfg.MaxTenantsPerMessage, RunbookURL: n.cfg.RunbookURL, DashboardURL: n.cfg.DashboardURL,
 		},
-		Logger: n.r.logger.With("component", "slack"),
-		Now:    now,
+		Logger:  n.r.logger.With("component", "slack"),
+		Metrics: n.metrics,
+		Now:     now,
 	})
 	for range maxDeliveryRounds {
 		sent, failed, err := d.DeliverOnce(ctx)
@@ -88,8 +100,59 @@ func (n *notifier) deliver(ctx context.Context, store *state.Store, now func() t
 			n.r.logger.Info("slack notifications delivered", "sent", sent, "failed", failed)
 		}
 		if err != nil || sent+failed == 0 {
-			return err
+			return errors.Join(err, n.countPending(ctx, store))
 		}
 	}
+	return n.countPending(ctx, store)
+}
+
+// countPending sets tenantdrift_slack_outbox_pending, when there are
+// metrics.
+func (n *notifier) countPending(ctx context.Context, store *state.Store) error {
+	if n.metrics == nil {
+		return nil
+	}
+	pending, err := store.OutboxPending(ctx)
+	if err != nil {
+		return err
+	}
+	n.metrics.SetPending(pending)
 	return nil
+}
+
+// Outcomes of postDirect, as RecordDelivered takes them; "" when the
+// message did not reach Slack and should go through the outbox later.
+const (
+	directSent      = "sent"
+	directUncertain = "uncertain"
+)
+
+// postDirect posts it straight to Slack, bypassing the outbox, for when
+// the state store is unreachable: best effort, with the Client's retries.
+// It returns how it ended, the message's timestamp and the error's text.
+func (n *notifier) postDirect(ctx context.Context, it state.OutboxItem) (outcome, ts, reason string) {
+	payload, err := json.Marshal(it.Payload)
+	if err != nil {
+		return "", "", err.Error()
+	}
+	msg, err := notify.Render(it.Kind, it.Check, payload, notify.RenderOptions{})
+	if err != nil {
+		return "", "", err.Error()
+	}
+	if n.cfg.Webhook() {
+		err = n.client.Webhook(ctx, n.cfg.WebhookURL.Reveal(), msg)
+	} else {
+		ts, err = n.client.Post(ctx, cmp.Or(it.Channel, n.cfg.Channel), msg)
+	}
+	var ue *notify.UncertainError
+	switch {
+	case err == nil:
+		n.metrics.Observe(it.Kind, notify.ResultSent)
+		return directSent, ts, ""
+	case errors.As(err, &ue):
+		n.metrics.Observe(it.Kind, notify.ResultUncertain)
+		return directUncertain, "", err.Error()
+	}
+	n.metrics.Observe(it.Kind, notify.ResultRetry)
+	return "", "", err.Error()
 }

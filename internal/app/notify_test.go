@@ -23,9 +23,17 @@ import (
 // form field of requests to Slack, nowhere else.
 const slackCanary = "xoxb-Canary-Slack-7c1e"
 
+// webhookPath is the path of the tests' incoming webhook on the fake
+// Slack; the URL it makes is a secret like the token.
+const webhookPath = "/services/T0CANARY/B0CANARY/WebhookCanary9f3a"
+
+// webhookCanary is the secret part of the webhook URL: no output may
+// contain it.
+const webhookCanary = "WebhookCanary9f3a"
+
 // slackRequest is one Web API call the fake Slack received.
 type slackRequest struct {
-	Method string      // chat.postMessage, chat.update
+	Method string      // chat.postMessage, chat.update, or webhook
 	Form   url.Values  // the form, without token
 	Token  string      // the token field
 	Header http.Header // the request's headers
@@ -52,6 +60,9 @@ func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	form, _ := url.ParseQuery(string(body))
 	req := slackRequest{Method: strings.TrimPrefix(r.URL.Path, "/"), Token: form.Get("token"), Header: r.Header.Clone(), Body: string(body)}
+	if r.URL.Path == webhookPath {
+		req.Method, form = "webhook", url.Values{}
+	}
 	form.Del("token")
 	req.Form = form
 	f.mu.Lock()
@@ -62,6 +73,9 @@ func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
 	switch req.Method {
 	case "chat.postMessage", "chat.update":
 		fmt.Fprintf(w, `{"ok":true,"channel":%q,"ts":"1795856400.%06d"}`, form.Get("channel"), n)
+	case "webhook":
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprint(w, "ok")
 	default:
 		http.NotFound(w, r)
 	}
@@ -76,6 +90,11 @@ func (f *fakeSlack) requests() []slackRequest {
 // config is the slack section pointing at f.
 func (f *fakeSlack) config() string {
 	return fmt.Sprintf("slack:\n  token: %s\n  channel: \"#tenant-alerts\"\n  api_url: %s/\n", slackCanary, f.URL)
+}
+
+// webhookConfig is the slack section posting to f's incoming webhook.
+func (f *fakeSlack) webhookConfig() string {
+	return fmt.Sprintf("slack:\n  webhook_url: %s%s\n", f.URL, webhookPath)
 }
 
 // assertNoTokenLeak checks that the token was sent only as the token field.
@@ -221,4 +240,64 @@ func TestAuditStormAcrossChecks(t *testing.T) {
 		assert.Contains(t, reqs[0].Form.Get("blocks"), "*`"+name+"`* 30:", name)
 	}
 	assertNoTokenLeak(t, reqs, r.stdout, r.stderr)
+}
+
+// TestAuditPostsThroughWebhook: with an incoming webhook instead of a bot
+// token, the alert and its resolution are separate messages, each once,
+// and the webhook URL appears nowhere but in the requests' URL.
+func TestAuditPostsThroughWebhook(t *testing.T) {
+	t.Parallel()
+	dsn, pool := landlord(t)
+	incident(t, pool)
+	slack := newFakeSlack(t)
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("state: {enabled: true}\n"+slack.webhookConfig()), 0o600))
+	env := map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn}
+	audit := func() result {
+		t.Helper()
+		return run(t, env, "audit", "--config", cfg, "--log-level", "debug")
+	}
+
+	r := audit()
+	require.Equal(t, app.ExitDrift, r.code, r.stderr)
+	reqs := slack.requests()
+	require.Len(t, reqs, 1, r.stderr)
+	assert.Equal(t, "webhook", reqs[0].Method)
+	assert.Contains(t, reqs[0].Body, "test1")
+	assert.Contains(t, reqs[0].Body, "registry_missing")
+	outputs := []string{r.stdout, r.stderr}
+
+	// Fixed: the resolution is a message of its own that names the check.
+	execSQL(t, pool, `INSERT INTO tenant_databases (id, tenant_id, database_name, slug, database_username, database_password, status, created_at)
+		VALUES (gen_random_uuid(), '80b8d7cd-0000-4000-8000-000000000002', 'tenant_test1', 'test1', 'u', $1, 'active', now())`, encrypt(t, "x"))
+	r = audit()
+	require.Equal(t, app.ExitOK, r.code, r.stderr)
+	reqs = slack.requests()
+	require.Len(t, reqs, 2, r.stderr)
+	assert.Equal(t, "webhook", reqs[1].Method)
+	assert.Contains(t, reqs[1].Body, "Resolved")
+	assert.Contains(t, reqs[1].Body, "test1")
+	assert.Contains(t, reqs[1].Body, "Tenant without a database row", "the resolution stands alone")
+	assert.NotContains(t, reqs[1].Body, "thread_ts")
+	outputs = append(outputs, r.stdout, r.stderr)
+
+	// Nothing changed: nothing to say.
+	r = audit()
+	require.Equal(t, app.ExitOK, r.code, r.stderr)
+	assert.Len(t, slack.requests(), 2)
+	outputs = append(outputs, r.stdout, r.stderr)
+
+	var rows, sent string
+	require.NoError(t, pool.QueryRow(t.Context(),
+		`SELECT coalesce(string_agg(o::text, E'\n'), ''), count(*) FILTER (WHERE state = 'sent')::text FROM tenantdrift.outbox o`).Scan(&rows, &sent))
+	// The alert, its resolution, and the edit of the alert, which a
+	// webhook cannot make: it is recorded done without a request.
+	assert.Equal(t, "3", sent, rows)
+	outputs = append(outputs, rows)
+	for _, o := range outputs {
+		assert.NotContains(t, o, webhookCanary)
+	}
+	for _, req := range slack.requests() {
+		assert.NotContains(t, req.Body, webhookCanary)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	goruntime "runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,6 +21,7 @@ import (
 	"github.com/tenantdrift/tenantdrift/internal/landlord"
 	"github.com/tenantdrift/tenantdrift/internal/leader"
 	"github.com/tenantdrift/tenantdrift/internal/metrics"
+	"github.com/tenantdrift/tenantdrift/internal/notify"
 	"github.com/tenantdrift/tenantdrift/internal/repair"
 	"github.com/tenantdrift/tenantdrift/internal/schedule"
 	"github.com/tenantdrift/tenantdrift/internal/state"
@@ -74,6 +76,26 @@ type daemon struct {
 	mu       sync.Mutex
 	tenants  int
 	findings map[string][]check.Finding // last completed run's findings per check
+
+	// lostLead is set when this replica loses leadership and cleared when
+	// it leads again or sees another replica lead (runCheck).
+	lostLead atomic.Bool
+
+	healthMu   sync.Mutex // held while health changes and is announced: I/O, so apart from mu
+	health     *health
+	unrecorded []healthPost // health messages the store has not taken yet, oldest first
+}
+
+// healthPost is a degraded or recovered message the state store could not
+// take when it was due: posted straight to Slack (outcome "sent" or
+// "uncertain"), or not yet posted (outcome ""), in which case it goes
+// through the outbox once the store answers.
+type healthPost struct {
+	item    state.OutboxItem
+	at      time.Time
+	outcome string
+	ts      string
+	reason  string
 }
 
 // serve runs the daemon until ctx ends, then shuts down within the grace.
@@ -185,17 +207,32 @@ func (r *runtime) newDaemon(cfg *config.Config, instances []check.Instance) (*da
 		pool.Close()
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	// The Slack metrics exist without Slack too (at zero), so the
+	// alert rules and dashboards see the same series everywhere.
+	nm, err := notify.NewMetrics(reg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	d := &daemon{
 		r: r, cfg: cfg, instances: instances, landlord: pool, stateDB: stateDB, metrics: m, registry: reg, repairs: rm,
 		intervals: map[string]time.Duration{}, started: time.Now(), findings: map[string][]check.Finding{},
-		notifier: r.newNotifier(cfg),
+		notifier: r.newNotifier(cfg), health: newHealth(cfg.Slack.DegradedAfter),
+	}
+	if d.notifier != nil {
+		d.notifier.metrics = nm
 	}
 	lockCfg := stateDB.Config().ConnConfig.Copy()
 	d.elector = leader.New(leader.Options{
 		Connect:   func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, lockCfg) },
 		Heartbeat: cfg.Leader.Heartbeat.D(),
 		Logger:    r.logger,
-		OnChange:  m.SetLeader,
+		OnChange: func(leading bool) {
+			m.SetLeader(leading)
+			if !leading {
+				d.lostLead.Store(true)
+			}
+		},
 	})
 	return d, nil
 }
@@ -287,19 +324,33 @@ func (d *daemon) openStore(ctx context.Context) (*state.Store, error) {
 
 // runCheck is one scheduled run: only the leader runs, and its run stops
 // the moment leadership is lost. The flow is synchronous: run, record,
-// export.
+// export, then health (degraded or recovered) and Slack delivery.
 func (d *daemon) runCheck(ctx context.Context, inst check.Instance) {
 	term, ok := d.elector.Leading()
 	if !ok {
 		// A follower does nothing; but a replica that cannot even reach
 		// the database to contend for the lock could not run the check,
 		// and says so in its metrics.
-		if err := d.elector.LastError(); err != nil {
+		lerr := d.elector.LastError()
+		if lerr != nil {
 			d.metrics.ObserveRun(check.Result{Name: inst.Name, Status: check.StatusError,
-				Err: fmt.Errorf("landlord unreachable: %w", landlord.Describe(err))}, time.Now())
+				Err: fmt.Errorf("landlord unreachable: %w", landlord.Describe(lerr))}, time.Now())
+		}
+		// A replica that led and lost the lock is degraded while it cannot
+		// reach the database; reaching it while another replica holds the
+		// lock is a normal handover.
+		if d.lostLead.Load() {
+			obs := observation{cond: condLeadership}
+			if lerr != nil {
+				obs.err = fmt.Errorf("leadership lost: cannot reach the database: %w", landlord.Describe(lerr))
+			} else {
+				d.lostLead.Store(false)
+			}
+			d.updateHealth(ctx, obs)
 		}
 		return
 	}
+	d.lostLead.Store(false)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(term, cancel)
@@ -336,15 +387,32 @@ func (d *daemon) runCheck(ctx context.Context, inst check.Instance) {
 	if tenants >= 0 {
 		d.metrics.SetRegistry(tenants, metrics.Coverage(tenants, all, registryChecks))
 	}
+
+	// Health: a run that errored because the landlord is down says
+	// nothing about the check itself.
+	obs := []observation{{cond: condLeadership}}
+	if res.Err != nil {
+		if err := d.pingLandlord(ctx); err != nil {
+			obs = append(obs, observation{cond: condLandlord, err: err})
+		} else {
+			obs = append(obs, observation{cond: condLandlord}, observeCheck(inst.Name, res.Err))
+		}
+	} else {
+		obs = append(obs, observation{cond: condLandlord}, observeCheck(inst.Name, nil))
+	}
+
 	store, err := d.openStore(ctx)
 	if err != nil {
 		logger.Error("state store unavailable: run not recorded", "err", err)
+		d.updateHealth(ctx, append(obs, observation{cond: condStore, err: storeDown(err)})...)
 		return
 	}
 	if _, err := store.RecordRunWithOutbox(context.WithoutCancel(ctx), res, started, finished, d.notifier.plan(inst.Name, finished)); err != nil {
 		logger.Error("record run", "err", err)
+		d.updateHealth(ctx, append(obs, observation{cond: condStore, err: storeDown(err)})...)
 		return
 	}
+	d.updateHealth(ctx, append(obs, observation{cond: condStore})...)
 	d.deliver(ctx, store)
 }
 
@@ -396,6 +464,90 @@ func (d *daemon) repair(ctx context.Context, inst check.Instance, res check.Resu
 		return *after
 	}
 	return res
+}
+
+// pingLandlord returns why the landlord does not answer, or nil.
+func (d *daemon) pingLandlord(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := d.landlord.Ping(ctx); err != nil {
+		return fmt.Errorf("landlord unreachable: %w", landlord.Describe(err))
+	}
+	return nil
+}
+
+func storeDown(err error) error {
+	return fmt.Errorf("state store unreachable: %w", landlord.Describe(err))
+}
+
+// updateHealth feeds obs to the health tracker and announces a change, one
+// "degraded" message when the first condition starts to hold and one
+// "recovered" message when the last one ends: through the outbox when the
+// state store takes it, else straight to Slack (best effort), recorded in
+// the outbox once the store answers again. A message that could not be
+// posted either way waits in memory and goes through the outbox later, so
+// a recovery is not lost while the process lives.
+func (d *daemon) updateHealth(ctx context.Context, obs ...observation) {
+	d.healthMu.Lock()
+	defer d.healthMu.Unlock()
+	ev := d.health.observe(time.Now(), obs...)
+	d.metrics.SetDegraded(d.health.degraded())
+	switch ev.Kind {
+	case state.KindDegraded:
+		reason := d.r.redactor.String(ev.Reason)
+		d.r.logger.Error("tenantdrift degraded", "reason", reason)
+		d.unrecorded = append(d.unrecorded, healthPost{at: time.Now(),
+			item: state.OutboxItem{Kind: state.KindDegraded, Payload: notify.Payload{Reason: reason}}})
+	case state.KindRecovered:
+		d.r.logger.Info("tenantdrift recovered", "after", ev.After.Round(time.Second))
+		d.unrecorded = append(d.unrecorded, healthPost{at: time.Now(),
+			item: state.OutboxItem{Kind: state.KindRecovered, Payload: notify.Payload{AfterSeconds: max(int64(ev.After.Seconds()), 1)}}})
+	}
+	if d.notifier == nil {
+		d.unrecorded = nil
+		return
+	}
+	if len(d.unrecorded) == 0 {
+		return
+	}
+	store, err := d.openStore(ctx)
+	if err == nil {
+		if err = d.recordHealth(ctx, store); err == nil {
+			d.deliver(ctx, store)
+			return
+		}
+	}
+	d.r.logger.Warn("state store cannot take tenantdrift's health messages: posting them directly", "err", err)
+	for i := range d.unrecorded {
+		p := &d.unrecorded[i]
+		if p.outcome != "" {
+			continue
+		}
+		p.outcome, p.ts, p.reason = d.notifier.postDirect(ctx, p.item)
+		if p.outcome != directSent {
+			d.r.logger.Error("post health message to slack", "kind", p.item.Kind, "outcome", p.outcome, "err", p.reason)
+		}
+	}
+}
+
+// recordHealth moves d.unrecorded into store's outbox, in order: posted
+// messages as finished rows, the others as pending items. The caller holds
+// d.healthMu.
+func (d *daemon) recordHealth(ctx context.Context, store *state.Store) error {
+	for len(d.unrecorded) > 0 {
+		p := d.unrecorded[0]
+		var err error
+		if p.outcome == "" {
+			err = store.Enqueue(ctx, p.item)
+		} else {
+			err = store.RecordDelivered(ctx, p.item, p.at, p.outcome, p.ts, p.reason)
+		}
+		if err != nil {
+			return err
+		}
+		d.unrecorded = d.unrecorded[1:]
+	}
+	return nil
 }
 
 // deliverLoop drains the Slack outbox every slackDeliveryInterval while

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -476,4 +477,140 @@ func TestAuditRecordsHistory(t *testing.T) {
 	var runs int
 	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM tenantdrift.runs WHERE "check" = 'registry_missing'`).Scan(&runs))
 	assert.Equal(t, 2, runs)
+}
+
+// waitMoreRuns waits until the counter series has grown by n.
+func (d *daemon) waitMoreRuns(series string, n float64) {
+	d.t.Helper()
+	value := func() float64 { v, _ := strconv.ParseFloat(d.metric(series), 64); return v }
+	start := value()
+	require.Eventually(d.t, func() bool { return value() >= start+n }, 20*time.Second, 50*time.Millisecond,
+		"%s never grew by %v from %v\n%s", series, n, start, d.stderr.String())
+}
+
+// healthMessages returns the bodies of the webhook messages about
+// tenantdrift's own health, in order.
+func healthMessages(f *fakeSlack) (degraded, recovered []string) {
+	for _, r := range f.requests() {
+		switch {
+		case strings.Contains(r.Body, "tenantdrift is degraded"):
+			degraded = append(degraded, r.Body)
+		case strings.Contains(r.Body, "tenantdrift recovered"):
+			recovered = append(recovered, r.Body)
+		}
+	}
+	return degraded, recovered
+}
+
+// TestServeDegradedByFailingChecks: checks that error degraded_after runs
+// in a row make one "degraded" message, however long it lasts, and their
+// recovery one "recovered" message; through a webhook whose URL appears in
+// no output.
+func TestServeDegradedByFailingChecks(t *testing.T) {
+	t.Parallel()
+	dsn, pool := landlord(t)
+	incident(t, pool)
+	slack := newFakeSlack(t)
+	d := startServe(t, map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn}, fastConfig+slack.webhookConfig()+"  degraded_after: 2\n")
+	d.waitMetric(`tenantdrift_findings{check="registry_missing",severity="critical"}`, "1")
+	assert.Equal(t, "0", d.metric("tenantdrift_degraded"))
+
+	// The registry's layout breaks: every check errors.
+	execSQL(t, pool, `ALTER TABLE tenant_databases RENAME TO tenant_databases_moved`)
+	require.Eventually(t, func() bool { deg, _ := healthMessages(slack); return len(deg) > 0 }, 20*time.Second, 50*time.Millisecond, d.stderr.String())
+	assert.Equal(t, "1", d.metric("tenantdrift_degraded"))
+	d.waitMoreRuns(`tenantdrift_check_runs_total{check="registry_missing",outcome="error"}`, 2)
+	deg, rec := healthMessages(slack)
+	require.Len(t, deg, 1, "no repeat while degraded")
+	assert.Contains(t, deg[0], "errored 2 runs in a row")
+	assert.Contains(t, deg[0], "tenant_databases")
+	assert.Empty(t, rec)
+
+	// Fixed: one recovery, then quiet.
+	execSQL(t, pool, `ALTER TABLE tenant_databases_moved RENAME TO tenant_databases`)
+	require.Eventually(t, func() bool { _, rec := healthMessages(slack); return len(rec) > 0 }, 20*time.Second, 50*time.Millisecond, d.stderr.String())
+	d.waitMetric("tenantdrift_degraded", "0")
+	d.waitMoreRuns(`tenantdrift_check_runs_total{check="registry_missing",outcome="drift"}`, 2)
+	time.Sleep(500 * time.Millisecond) // the last run's delivery, if any
+	deg, rec = healthMessages(slack)
+	assert.Len(t, deg, 1)
+	require.Len(t, rec, 1)
+	assert.Contains(t, rec[0], "degraded.")
+
+	assert.Equal(t, "1", d.metric(`tenantdrift_slack_notifications_total{kind="degraded",result="sent"}`))
+	assert.Equal(t, "1", d.metric(`tenantdrift_slack_notifications_total{kind="recovered",result="sent"}`))
+	assert.Equal(t, "0", d.metric(`tenantdrift_slack_notifications_total{kind="new_findings",result="failed"}`))
+	assert.Equal(t, "0", d.metric("tenantdrift_slack_outbox_pending"))
+	_, metricsBody := d.get("/metrics")
+	assert.Equal(t, app.ExitOK, d.stop())
+	for _, o := range []string{d.stderr.String(), metricsBody} {
+		assert.NotContains(t, o, webhookCanary)
+	}
+}
+
+// TestServeDegradedWhileStoreDown: the landlord, which holds the state
+// store too, goes away under the leader. The outbox cannot be written, so
+// the degraded message goes straight to Slack; once the database is back
+// it is recorded in the outbox, and the recovery goes through it.
+func TestServeDegradedWhileStoreDown(t *testing.T) {
+	t.Parallel()
+	dsn, pool := landlord(t)
+	incident(t, pool)
+	u := mustURL(t, dsn)
+	px := newProxy(t, u.Host)
+	u.Host = px.addr
+	u.RawQuery = "sslmode=disable&connect_timeout=2"
+	slack := newFakeSlack(t)
+	d := startServe(t, map[string]string{"TENANTDRIFT_LANDLORD_DSN": u.String()}, fastConfig+slack.config())
+	d.waitMetric(`tenantdrift_findings{check="registry_missing",severity="critical"}`, "1")
+	require.Eventually(t, func() bool { return len(slack.requests()) == 1 }, 10*time.Second, 50*time.Millisecond, "the drift alert")
+
+	px.down()
+	var degraded slackRequest
+	require.Eventually(t, func() bool {
+		for _, r := range slack.requests() {
+			if strings.Contains(r.Form.Get("text"), "tenantdrift is degraded") {
+				degraded = r
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 50*time.Millisecond, d.stderr.String())
+	// Whichever the leader noticed first: its lock or a run's write.
+	assert.Regexp(t, `leadership lost|unreachable`, degraded.Form.Get("text"))
+	assert.Equal(t, "#tenant-alerts", degraded.Form.Get("channel"))
+	assert.Equal(t, "1", d.metric("tenantdrift_degraded"))
+
+	px.up()
+	require.Eventually(t, func() bool {
+		for _, r := range slack.requests() {
+			if strings.Contains(r.Form.Get("text"), "tenantdrift recovered") {
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 50*time.Millisecond, d.stderr.String())
+	d.waitMetric("tenantdrift_degraded", "0")
+	d.waitMoreRuns(`tenantdrift_check_runs_total{check="registry_missing",outcome="drift"}`, 2)
+	time.Sleep(500 * time.Millisecond)
+
+	var texts []string
+	for _, r := range slack.requests() {
+		texts = append(texts, r.Form.Get("text"))
+	}
+	require.Len(t, texts, 3, "the drift alert, degraded, recovered: %q", texts)
+	var rows []string
+	r, err := pool.Query(t.Context(), `SELECT kind || ' ' || state || ' ' || coalesce(slack_ts, '') FROM tenantdrift.outbox WHERE kind IN ('degraded', 'recovered') ORDER BY id`)
+	require.NoError(t, err)
+	for r.Next() {
+		var s string
+		require.NoError(t, r.Scan(&s))
+		rows = append(rows, s)
+	}
+	require.NoError(t, r.Err())
+	require.Len(t, rows, 2, "both recorded")
+	assert.Regexp(t, `^degraded sent 1795856400\.\d+$`, rows[0], "the direct post, recorded when the store came back")
+	assert.Regexp(t, `^recovered sent 1795856400\.\d+$`, rows[1])
+	assert.Equal(t, app.ExitOK, d.stop(), d.stderr.String())
+	assertNoTokenLeak(t, slack.requests(), d.stderr.String())
 }

@@ -77,6 +77,7 @@ type Metrics struct {
 	tenants     prometheus.Gauge
 	coverage    prometheus.Gauge
 	leader      prometheus.Gauge
+	degraded    prometheus.Gauge
 
 	// Per-tenant series; nil unless Options.PerTenant.
 	tenantFindings *prometheus.GaugeVec
@@ -167,6 +168,11 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 			Name:      "leader",
 			Help:      "1 on the replica that runs the checks, 0 on the others.",
 		}),
+		degraded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "degraded",
+			Help:      "1 while this replica considers tenantdrift degraded (landlord or state store unreachable, a check erroring run after run, leadership lost), 0 otherwise.",
+		}),
 		order:           map[string]int{},
 		known:           map[string]bool{},
 		extraSeverities: map[string]map[string]bool{},
@@ -183,7 +189,7 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 
 	cs := []prometheus.Collector{
 		m.findings, m.runs, m.duration, m.lastRun, m.lastSuccess,
-		m.tenants, m.coverage, m.leader, buildInfo,
+		m.tenants, m.coverage, m.leader, m.degraded, buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}
@@ -432,6 +438,16 @@ func (m *Metrics) SetLeader(leader bool) {
 		v = 1
 	}
 	m.leader.Set(v)
+}
+
+// SetDegraded records whether tenantdrift is degraded (see the daemon's
+// health tracking).
+func (m *Metrics) SetDegraded(degraded bool) {
+	v := 0.0
+	if degraded {
+		v = 1
+	}
+	m.degraded.Set(v)
 }
 
 // Coverage is the share of tenants with a complete, consistent registry

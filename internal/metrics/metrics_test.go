@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantdrift/tenantdrift/internal/check"
+	"github.com/tenantdrift/tenantdrift/internal/notify"
 )
 
 // contract lists the metric names dashboards and alert rules rely on,
@@ -34,6 +35,7 @@ var contract = []string{
 	"tenantdrift_tenants",
 	"tenantdrift_registry_coverage_ratio",
 	"tenantdrift_leader",
+	"tenantdrift_degraded",
 	"tenantdrift_build_info",
 }
 
@@ -112,6 +114,7 @@ func scenario(m *Metrics) {
 	m.ObserveSkipped("registry_missing")
 	m.SetRegistry(40, 0.95)
 	m.SetLeader(true)
+	m.SetDegraded(true)
 }
 
 const scenarioExposition = `
@@ -172,6 +175,9 @@ tenantdrift_check_runs_total{check="registry_missing",outcome="drift"} 0
 tenantdrift_check_runs_total{check="registry_missing",outcome="error"} 0
 tenantdrift_check_runs_total{check="registry_missing",outcome="ok"} 1
 tenantdrift_check_runs_total{check="registry_missing",outcome="skipped"} 1
+# HELP tenantdrift_degraded 1 while this replica considers tenantdrift degraded (landlord or state store unreachable, a check erroring run after run, leadership lost), 0 otherwise.
+# TYPE tenantdrift_degraded gauge
+tenantdrift_degraded 1
 # HELP tenantdrift_findings Open findings by check and severity, from the last completed run of each check; a run that errored leaves it unchanged.
 # TYPE tenantdrift_findings gauge
 tenantdrift_findings{check="field_mismatch",severity="critical"} 2
@@ -199,9 +205,18 @@ func TestScenarioExposition(t *testing.T) {
 	assert.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want), contract...))
 }
 
+// daemonRegistry adds to reg the other packages' metrics the daemon
+// registers, for the lints.
+func daemonRegistry(t *testing.T, reg prometheus.Registerer) {
+	t.Helper()
+	_, err := notify.NewMetrics(reg)
+	require.NoError(t, err)
+}
+
 func TestGatherAndLint(t *testing.T) {
 	m, reg := newMetrics(t, Options{Checks: []string{"registry_missing", "field_mismatch"}, PerTenant: true})
 	scenario(m)
+	daemonRegistry(t, reg)
 
 	problems, err := testutil.GatherAndLint(reg)
 	require.NoError(t, err)
@@ -228,6 +243,7 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	bin := promtool(t)
 	m, reg := newMetrics(t, Options{Checks: []string{"registry_missing", "field_mismatch"}, Version: "1.2.3", PerTenant: true})
 	scenario(m)
+	daemonRegistry(t, reg)
 
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
@@ -237,6 +253,7 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 		require.NoError(t, enc.Encode(mf))
 	}
 	require.Contains(t, exposition.String(), "tenantdrift_tenant_findings{")
+	require.Contains(t, exposition.String(), "tenantdrift_slack_notifications_total{")
 
 	cmd := exec.CommandContext(t.Context(), bin, "check", "metrics")
 	cmd.Stdin = &exposition
@@ -307,6 +324,10 @@ func TestSetLeaderAndRegistry(t *testing.T) {
 	assert.InDelta(t, 1, testutil.ToFloat64(m.leader), 0)
 	m.SetLeader(false)
 	assert.Zero(t, testutil.ToFloat64(m.leader))
+	m.SetDegraded(true)
+	assert.InDelta(t, 1, testutil.ToFloat64(m.degraded), 0)
+	m.SetDegraded(false)
+	assert.Zero(t, testutil.ToFloat64(m.degraded))
 	m.SetRegistry(12, 0.75)
 	assert.InDelta(t, 12, testutil.ToFloat64(m.tenants), 0)
 	assert.InDelta(t, 0.75, testutil.ToFloat64(m.coverage), 0)

@@ -50,6 +50,13 @@ type Outbox interface {
 //
 // A reply or an edit whose original message is unknown (never posted,
 // uncertain, failed) is posted as a new message instead.
+//
+// Through an incoming webhook (DelivererOptions.WebhookURL), which cannot
+// thread or edit, every item is its own message: a resolved_reply renders
+// as the standalone Resolved message (the check's title, the findings and
+// when they resolved), a reminder as usual, and a resolved_edit is marked
+// sent without a request, since the resolved_reply of the same resolution
+// already says it.
 type Payload struct {
 	Severity     string                    `json:"severity,omitempty"`
 	Findings     []PayloadFinding          `json:"findings,omitempty"`
@@ -123,6 +130,11 @@ const (
 type DelivererOptions struct {
 	// Channel is where items without a channel of their own go.
 	Channel string
+	// WebhookURL, when set, is the incoming webhook every item is posted
+	// to instead of the Web API; Channel and items' channels are then
+	// ignored (a webhook posts to its own channel). It is a secret: the
+	// Client redacts it, and it is never stored.
+	WebhookURL string
 	// Render are the rendering settings.
 	Render RenderOptions
 	// Batch is how many items DeliverOnce claims; DefaultBatch when not
@@ -136,6 +148,8 @@ type DelivererOptions struct {
 	Backoff time.Duration
 	// Logger hears about each failed delivery; nil discards.
 	Logger *slog.Logger
+	// Metrics count each item's outcome; nil counts nothing.
+	Metrics *Metrics
 	// Now is the clock retries are scheduled by; time.Now when nil. Use
 	// the store's.
 	Now func() time.Time
@@ -227,6 +241,9 @@ const (
 // deliver delivers e and records the outcome.
 func (d *Deliverer) deliver(ctx context.Context, e state.OutboxEntry) (outcome, error) {
 	log := d.log.With("outbox_id", e.ID, "kind", e.Kind, "check", e.Check)
+	if d.opts.WebhookURL != "" {
+		return d.deliverWebhook(ctx, log, e)
+	}
 	msg, err := Render(e.Kind, e.Check, e.Payload, d.opts.Render)
 	if err != nil {
 		return d.mark(ctx, log, e, outcomeFailed, err.Error(), "")
@@ -287,6 +304,45 @@ func (d *Deliverer) deliver(ctx context.Context, e state.OutboxEntry) (outcome, 
 		return d.mark(ctx, log, e, outcomeSent, "", newTS)
 	}
 
+	return d.failed(ctx, log, e, err)
+}
+
+// deliverWebhook delivers e through the incoming webhook: every item is
+// its own message, and there is no thread to save (see Payload).
+func (d *Deliverer) deliverWebhook(ctx context.Context, log *slog.Logger, e state.OutboxEntry) (outcome, error) {
+	if e.Kind == state.KindResolvedEdit {
+		log.Debug("a webhook cannot edit a message: the resolution is its own message")
+		return d.mark(ctx, log, e, outcomeSent, "", "")
+	}
+	kind := e.Kind
+	if kind == state.KindResolvedReply {
+		kind = state.KindResolvedEdit // the standalone Resolved rendering
+	}
+	msg, err := Render(kind, e.Check, e.Payload, d.opts.Render)
+	if err != nil {
+		return d.mark(ctx, log, e, outcomeFailed, err.Error(), "")
+	}
+	if e.Interrupted {
+		return d.mark(ctx, log, e, outcomeUncertain,
+			"an earlier delivery was interrupted after it started; the message may have been posted", "")
+	}
+	ok, err := d.outbox.StartDelivery(ctx, e.ID, e.Attempts)
+	if err != nil {
+		return outcomeSkipped, fmt.Errorf("deliver outbox item %d: %w", e.ID, err)
+	}
+	if !ok {
+		log.Info("outbox lease lost, leaving the item to its next claim")
+		return outcomeSkipped, nil
+	}
+	if err := d.client.Webhook(ctx, d.opts.WebhookURL, msg); err != nil {
+		return d.failed(ctx, log, e, err)
+	}
+	return d.mark(ctx, log, e, outcomeSent, "", "")
+}
+
+// failed records the outcome of e's request that failed with err, an
+// error of the Client: uncertain, retry or failed.
+func (d *Deliverer) failed(ctx context.Context, log *slog.Logger, e state.OutboxEntry, err error) (outcome, error) {
 	var ue *UncertainError
 	reason := Reason(err)
 	switch {
@@ -318,24 +374,32 @@ func markContext(ctx context.Context) (context.Context, context.CancelFunc) {
 func (d *Deliverer) mark(ctx context.Context, log *slog.Logger, e state.OutboxEntry, o outcome, reason, ts string) (outcome, error) {
 	ctx, cancel := markContext(ctx)
 	defer cancel()
-	var err error
+	var (
+		err    error
+		result string
+	)
 	switch o {
 	case outcomeSent:
+		result = ResultSent
 		err = d.outbox.MarkSent(ctx, e.ID, ts)
 	case outcomeRetry:
 		wait := min(d.opts.Backoff<<min(max(e.Attempts-1, 0), 20), maxRetryBackoff)
 		log.Warn("slack delivery failed, will retry", "attempt", e.Attempts, "wait", wait, "err", reason)
+		result = ResultRetry
 		err = d.outbox.MarkRetry(ctx, e.ID, reason, d.now().Add(wait))
 	case outcomeUncertain:
 		log.Error("slack delivery uncertain, not retrying", "attempt", e.Attempts, "err", reason)
+		result = ResultUncertain
 		err = d.outbox.MarkUncertain(ctx, e.ID, reason)
 	default:
 		log.Error("slack delivery failed", "attempt", e.Attempts, "err", reason)
+		result = ResultFailed
 		err = d.outbox.MarkFailed(ctx, e.ID, reason)
 	}
 	if err != nil {
 		return outcomeSkipped, fmt.Errorf("deliver outbox item %d: %w", e.ID, err)
 	}
+	d.opts.Metrics.Observe(e.Kind, result)
 	return o, nil
 }
 
@@ -365,7 +429,7 @@ func Render(kind, checkName string, payload []byte, opts RenderOptions) (Message
 	case state.KindResolvedEdit:
 		return Resolved(checkName, p.Severity, fs, opts), nil
 	case state.KindReminder:
-		return Reminder(fs, p.At, opts), nil
+		return Reminder(checkName, fs, p.At, opts), nil
 	case state.KindStorm:
 		return Storm(p.Counts, p.Total, opts), nil
 	case state.KindDegraded:

@@ -1,8 +1,10 @@
 package notify
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"testing"
 	"time"
@@ -274,4 +276,80 @@ func TestRender(t *testing.T) {
 	require.Error(t, err)
 	_, err = Render(state.KindDegraded, "", []byte(`[1]`), RenderOptions{})
 	require.Error(t, err)
+}
+
+// TestDeliverWebhook: through an incoming webhook every item is its own
+// message, an edit is skipped, and failures keep the outbox semantics
+// without the webhook URL reaching the outbox or the logs.
+func TestDeliverWebhook(t *testing.T) {
+	pool := pgtest.NewPool(t)
+	clock := &fakeClock{now: t0}
+	f := newFakeSlack(t, clock)
+	var logs bytes.Buffer
+	s, err := state.Open(t.Context(), pool, "", clock.Now)
+	require.NoError(t, err)
+	c := newClient(f, clock, &logs, Options{MaxAttempts: 1, ChannelInterval: -1})
+	d := NewDeliverer(c, s, DelivererOptions{WebhookURL: f.URL + canaryHook, Now: clock.Now,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	dm := daemon{store: s, d: d}
+	hooks := func() []request {
+		var out []request
+		for _, r := range f.requests() {
+			if r.Path == canaryHook {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+
+	recordRun(t, s, clock, drift("acme", "globex"))
+	sent, failed := deliverOnce(t, dm)
+	assert.Equal(t, []int{1, 0}, []int{sent, failed})
+	require.Len(t, hooks(), 1)
+	assert.Contains(t, hooks()[0].Body, "acme")
+
+	// globex resolved: a standalone message; an edit of the original
+	// message is marked sent without a request.
+	clock.Sleep(t.Context(), time.Hour) //nolint:errcheck // the fake clock never fails
+	now := clock.Now()
+	_, err = s.RecordRunWithOutbox(t.Context(), drift("acme"), now, now, func(tr state.Transitions) []state.OutboxItem {
+		items := plan("registry_missing")(tr)
+		return append(items, state.OutboxItem{Kind: state.KindResolvedEdit, Check: "registry_missing", ThreadKey: "registry_missing",
+			Payload: Payload{Severity: "critical", Findings: PayloadFindings(tr.Resolved)}})
+	})
+	require.NoError(t, err)
+	sent, failed = deliverOnce(t, dm)
+	assert.Equal(t, []int{1, 0}, []int{sent, failed})
+	sent, failed = deliverOnce(t, dm) // the edit waits for the reply of its thread
+	assert.Equal(t, []int{1, 0}, []int{sent, failed})
+	reqs := hooks()
+	require.Len(t, reqs, 2, "the edit made no request")
+	assert.Contains(t, reqs[1].Body, "Resolved")
+	assert.Contains(t, reqs[1].Body, "Tenant without a database row", "the resolution names its check")
+	assert.Contains(t, reqs[1].Body, "globex")
+	assert.Equal(t, []string{"sent", "sent", "sent"}, outboxStates(t, pool))
+
+	// A server error after the request was sent: uncertain, never again.
+	f.respond = status(http.StatusInternalServerError)
+	recordRun(t, s, clock, drift("acme", "globex", "initech"))
+	sent, failed = deliverOnce(t, dm)
+	assert.Equal(t, []int{0, 1}, []int{sent, failed})
+	assert.Equal(t, []string{"sent", "sent", "sent", "uncertain"}, outboxStates(t, pool))
+	f.respond = nil
+	require.NoError(t, clock.Sleep(t.Context(), 24*time.Hour))
+	sent, failed = deliverOnce(t, dm)
+	assert.Equal(t, []int{0, 0}, []int{sent, failed})
+
+	// Slack unreachable before the request: retried later, and the error
+	// that names the URL is stored redacted.
+	f.Close()
+	recordRun(t, s, clock, drift("acme"))
+	sent, failed = deliverOnce(t, dm)
+	assert.Equal(t, []int{0, 0}, []int{sent, failed})
+	var rows string
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT string_agg(o::text, E'\n') FROM tenantdrift.outbox o`).Scan(&rows))
+	assert.Contains(t, rows, "pending")
+	assert.NotContains(t, rows, "canaryhooksecret")
+	assert.NotContains(t, logs.String(), "canaryhooksecret")
+	assert.Contains(t, logs.String(), "will retry", "the failure was logged")
 }

@@ -272,14 +272,15 @@ func ResolvedReply(f state.Finding, after time.Duration) Message {
 // Reminder renders the thread reply for findings that are still open at
 // now (the caller picks them: critical ones, say), each with how long it
 // has been open.
-func Reminder(findings []state.Finding, now time.Time, opts RenderOptions) Message {
+func Reminder(checkName string, findings []state.Finding, now time.Time, opts RenderOptions) Message {
 	var oldest time.Duration
 	for _, f := range findings {
 		if !f.FirstSeen.IsZero() {
 			oldest = max(oldest, now.Sub(f.FirstSeen))
 		}
 	}
-	head := fmt.Sprintf(":alarm_clock: *Still open:* %s, the oldest for %s", affected(findings), FormatDuration(oldest))
+	// The title too: a reminder through a webhook is not in a thread.
+	head := fmt.Sprintf(":alarm_clock: *Still open: %s* — %s, the oldest for %s", escape(title(checkName), 200), affected(findings), FormatDuration(oldest))
 	blocks := []slack.Block{section(head)}
 	blocks = append(blocks, listFindings(findings, opts.maxTenants(), MaxBlocks-len(blocks), func(f state.Finding) string {
 		if f.FirstSeen.IsZero() {
@@ -287,7 +288,7 @@ func Reminder(findings []state.Finding, now time.Time, opts RenderOptions) Messa
 		}
 		return "open for " + FormatDuration(now.Sub(f.FirstSeen))
 	})...)
-	text := fmt.Sprintf("Still open: %s, the oldest for %s", affected(findings), FormatDuration(oldest))
+	text := fmt.Sprintf("Still open: %s — %s, the oldest for %s", title(checkName), affected(findings), FormatDuration(oldest))
 	return finish(text, blocks)
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tenantdrift/tenantdrift/config"
 	"github.com/tenantdrift/tenantdrift/internal/check"
 	"github.com/tenantdrift/tenantdrift/internal/state"
 )
@@ -93,7 +94,7 @@ func TestRenderGolden(t *testing.T) {
 		"resolved":             Resolved("registry_missing", "critical", resolved, dash),
 		"resolved_reply":       ResolvedReply(resolved[0], 3*time.Hour+12*time.Minute),
 		"resolved_reply_field": ResolvedReply(mismatch, 45*time.Second),
-		"reminder":             Reminder(missing(2), t0.Add(4*time.Hour), RenderOptions{}),
+		"reminder":             Reminder(config.CheckRegistryMissing, missing(2), t0.Add(4*time.Hour), RenderOptions{}),
 		"storm": Storm(map[string]map[string]int{
 			"registry_missing": {"no_database_row": 800},
 			"db_unreachable":   {"auth_failed": 120, "timeout": 30, "connection_refused": 30},
@@ -175,7 +176,7 @@ func TestNewFindingsHuge(t *testing.T) {
 			assert.Contains(t, string(raw), fmt.Sprintf("…and %d more", 1000-shown))
 			r := Resolved("field_mismatch", "warning", fs, RenderOptions{MaxTenants: max})
 			assertWithinLimits(t, r)
-			assertWithinLimits(t, Reminder(fs, t0, RenderOptions{MaxTenants: max}))
+			assertWithinLimits(t, Reminder(config.CheckDBUnreachable, fs, t0, RenderOptions{MaxTenants: max}))
 		})
 	}
 	assertWithinLimits(t, ResolvedReply(fs[0], time.Hour))
@@ -201,7 +202,7 @@ func TestStormHuge(t *testing.T) {
 func TestNewFindingsEmpty(t *testing.T) {
 	m := NewFindings("registry_missing", "critical", nil, RenderOptions{})
 	assertWithinLimits(t, m)
-	assertWithinLimits(t, Reminder(nil, t0, RenderOptions{}))
+	assertWithinLimits(t, Reminder("", nil, t0, RenderOptions{}))
 	assertWithinLimits(t, Storm(nil, 0, RenderOptions{}))
 	assertWithinLimits(t, Degraded(""))
 }

@@ -175,7 +175,7 @@ func TestDeliverReminders(t *testing.T) {
 	assert.Equal(t, "/api/chat.postMessage", reminder.Path)
 	assert.Equal(t, criticalTS, reminder.Form.Get("thread_ts"), "a reply in the announcement's thread")
 	assert.Equal(t, "CDEFAULT", reminder.Form.Get("channel"))
-	assert.Equal(t, "Still open: 1 tenant, the oldest for 4h", reminder.Form.Get("text"))
+	assert.Equal(t, "Still open: Tenant database unreachable — 1 tenant, the oldest for 4h", reminder.Form.Get("text"))
 	assert.Contains(t, reminder.Form.Get("blocks"), "acme")
 	assert.NotContains(t, reminder.Form.Get("blocks"), "bolt", "resolved findings are not reminded")
 	assert.NotContains(t, reminder.Form.Get("blocks"), "wren", "warnings are not reminded")
@@ -188,7 +188,7 @@ func TestDeliverReminders(t *testing.T) {
 	got = runAfter(time.Minute, restarted, fixed)
 	require.Len(t, got, 1)
 	assert.Equal(t, criticalTS, got[0].Form.Get("thread_ts"))
-	assert.Equal(t, "Still open: 1 tenant, the oldest for 8h", got[0].Form.Get("text"))
+	assert.Equal(t, "Still open: Tenant database unreachable — 1 tenant, the oldest for 8h", got[0].Form.Get("text"))
 
 	// Reminders off.
 	opts.RepeatInterval = 0

@@ -268,3 +268,64 @@ func (s *Store) SaveThread(ctx context.Context, threadKey, channel, ts, checkNam
 	}
 	return nil
 }
+
+// OutboxPending returns how many items are pending: due, leased or
+// waiting for a retry.
+func (s *Store) OutboxPending(ctx context.Context) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, s.sql(`SELECT count(*) FROM {outbox} WHERE state = 'pending'`)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count pending outbox items: %w", err)
+	}
+	return n, nil
+}
+
+// Enqueue adds items to the outbox, due now, in one transaction, apart
+// from any run: notifications about tenantdrift itself (degraded,
+// recovered).
+func (s *Store) Enqueue(ctx context.Context, items ...OutboxItem) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("enqueue notifications: begin: %w", err)
+	}
+	defer rollback(ctx, tx)
+	if err := s.enqueue(ctx, tx, items, s.now()); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("enqueue notifications: commit: %w", err)
+	}
+	return nil
+}
+
+// RecordDelivered adds to the outbox, already finished, an item that was
+// delivered (or not) without it while the store was unreachable, created
+// at createdAt: outcome is "sent", "uncertain" or "failed"; ts is the
+// message's timestamp if any, reason why it was not sent. Such a row is
+// never claimed.
+func (s *Store) RecordDelivered(ctx context.Context, it OutboxItem, createdAt time.Time, outcome, ts, reason string) error {
+	switch outcome {
+	case "sent", "uncertain", "failed":
+	default:
+		return fmt.Errorf("record delivered %s notification: unknown outcome %q", it.Kind, outcome)
+	}
+	payload := []byte("{}")
+	if it.Payload != nil {
+		var err error
+		if payload, err = json.Marshal(it.Payload); err != nil {
+			return fmt.Errorf("record delivered %s notification: marshal payload: %w", it.Kind, err)
+		}
+	}
+	var sentAt *time.Time
+	if outcome == "sent" {
+		now := s.now()
+		sentAt = &now
+	}
+	if _, err := s.pool.Exec(ctx, s.sql(`INSERT INTO {outbox}
+		(created_at, kind, "check", channel, payload, thread_key, next_attempt_at, state, attempts, sent_at, slack_ts, last_error)
+		VALUES ($1, $2, $3, nullif($4, ''), $5, nullif($6, ''), $1, $7, 1, $8, nullif($9, ''), nullif($10, ''))`),
+		createdAt, it.Kind, clean(it.Check), clean(it.Channel), payload, clean(it.ThreadKey), outcome, sentAt,
+		clean(ts), clean(reason)); err != nil {
+		return fmt.Errorf("record delivered %s notification: %w", it.Kind, err)
+	}
+	return nil
+}

@@ -388,3 +388,37 @@ func TestPruneOutbox(t *testing.T) {
 	require.Len(t, left, 1, "the sent item is pruned, the pending one kept")
 	assert.JSONEq(t, `{"reason":"r2"}`, string(left[0]))
 }
+
+func TestEnqueueAndRecordDelivered(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t)
+	s, _ := openClock(t, pool)
+	ctx := t.Context()
+
+	require.NoError(t, s.Enqueue(ctx, item(1), item(2)))
+	require.NoError(t, s.RecordDelivered(ctx, item(3), t0.Add(-time.Minute), "sent", "", ""))
+	require.NoError(t, s.RecordDelivered(ctx, item(4), t0.Add(-time.Minute), "uncertain", "", "slack webhook: may have been delivered"))
+	require.Error(t, s.RecordDelivered(ctx, item(5), t0, "pending", "", ""))
+	n, err := s.OutboxPending(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+
+	es, err := s.ClaimOutbox(ctx, 10)
+	require.NoError(t, err)
+	require.Len(t, es, 2, "recorded deliveries are never claimed")
+	assert.JSONEq(t, `{"reason":"r1"}`, string(es[0].Payload))
+	n, err = s.OutboxPending(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n, "leased items are still pending")
+	for _, e := range es {
+		require.NoError(t, s.MarkSent(ctx, e.ID, ""))
+	}
+	n, err = s.OutboxPending(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, n)
+
+	var states string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT string_agg(state || ':' || (sent_at IS NOT NULL)::text, ',' ORDER BY id)
+		FROM tenantdrift.outbox`).Scan(&states))
+	assert.Equal(t, "sent:true,sent:true,sent:true,uncertain:false", states)
+}
