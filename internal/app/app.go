@@ -45,6 +45,7 @@ func commands() []command {
 		{"audit", "run the checks once, print a report, exit 0 (clean), 2 (drift) or 1 (error)", runAudit},
 		{"serve", "run the checks on their schedules; serve /metrics, /healthz and /readyz", runServe},
 		{"validate", "check a configuration file and report every problem in it", runValidate},
+		{"doctor", "check that the landlord, state store, APP_KEY and Slack work, one line each", runDoctor},
 		{"demo", "start a throwaway PostgreSQL with a drifted registry and audit it", runDemo},
 		{"version", "print the version", runVersion},
 	}

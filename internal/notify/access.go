@@ -89,3 +89,12 @@ func (e *probeError) Error() string {
 }
 
 func (e *probeError) Unwrap() []error { return []error{ErrProbeNotDeleted, e.err} }
+
+// DoctorMessage is the message tenantdrift doctor schedules (and deletes)
+// to check a channel, or posts with --post-test; version is tenantdrift's.
+func DoctorMessage(version string) Message {
+	line := ":stethoscope: *tenantdrift doctor* test message (tenantdrift " + escape(version, maxFree) +
+		"): alerts about the tenant registry will be posted here."
+	return finish("tenantdrift doctor test message: alerts about the tenant registry will be posted here",
+		[]slack.Block{section(line)})
+}
