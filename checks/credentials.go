@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tenantdrift/tenantdrift/config"
 	"github.com/tenantdrift/tenantdrift/internal/check"
 	"github.com/tenantdrift/tenantdrift/internal/laravel"
 )
@@ -123,4 +124,19 @@ func (c Credentials) read(stored *string) credential {
 		return credential{reason: r}
 	}
 	return credential{password: string(b)}
+}
+
+// CredentialsFor returns how the credential checks read stored passwords
+// under cfg: with an Encrypter when an APP_KEY is configured. It fails
+// when laravel.password_format or the keys are invalid.
+func CredentialsFor(cfg *config.Config) (Credentials, error) { return credentials(cfg) }
+
+// Usable says what stored, a value of the password column, is to the
+// checks without returning the password: reason is "" when it can be used
+// (it decrypts, or is used as stored), else why not (laravel.ReasonNoKey,
+// ReasonMACInvalid, …); plaintext is true when it is stored in clear where
+// encryption was expected.
+func (c Credentials) Usable(stored string) (reason laravel.Reason, plaintext bool) {
+	cr := c.read(&stored)
+	return cr.reason, cr.plaintext
 }

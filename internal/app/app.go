@@ -46,6 +46,7 @@ func commands() []command {
 		{"serve", "run the checks on their schedules; serve /metrics, /healthz and /readyz", runServe},
 		{"repair", "plan repairs of registry drift; with --apply, apply what the policy allows", runRepair},
 		{"validate", "check a configuration file and report every problem in it", runValidate},
+		{"doctor", "check that the landlord, state store, APP_KEY and Slack work, one line each", runDoctor},
 		{"demo", "start a throwaway PostgreSQL with a drifted registry and audit it", runDemo},
 		{"version", "print the version", runVersion},
 	}

@@ -126,7 +126,7 @@ func (r *runtime) serve(ctx context.Context, cfg *config.Config, listen string) 
 		OnSkip: d.skipped,
 		// The scheduler logs a panic once; count it as an errored run.
 		OnPanic: func(name string, v any) {
-			d.metrics.ObserveRun(check.Result{Name: name, Status: check.StatusError, Err: fmt.Errorf("panicked: %v", v)}, time.Now())
+			d.metrics.ObserveRun(check.Result{Name: name, Status: check.StatusError, Err: fmt.Errorf("panicked: %v", v)}, r.env.Now())
 		},
 	})
 	for _, inst := range instances {
@@ -216,7 +216,7 @@ func (r *runtime) newDaemon(cfg *config.Config, instances []check.Instance) (*da
 	}
 	d := &daemon{
 		r: r, cfg: cfg, instances: instances, landlord: pool, stateDB: stateDB, metrics: m, registry: reg, repairs: rm,
-		intervals: map[string]time.Duration{}, started: time.Now(), findings: map[string][]check.Finding{},
+		intervals: map[string]time.Duration{}, started: r.env.Now(), findings: map[string][]check.Finding{},
 		notifier: r.newNotifier(cfg), health: newHealth(cfg.Slack.DegradedAfter),
 	}
 	if d.notifier != nil {
@@ -313,7 +313,7 @@ func (d *daemon) openStore(ctx context.Context) (*state.Store, error) {
 	if d.store != nil {
 		return d.store, nil
 	}
-	s, err := state.Open(ctx, d.stateDB, d.cfg.State.Schema, time.Now)
+	s, err := state.Open(ctx, d.stateDB, d.cfg.State.Schema, d.r.env.Now)
 	d.storeErr = err
 	if err != nil {
 		return nil, err
@@ -334,7 +334,7 @@ func (d *daemon) runCheck(ctx context.Context, inst check.Instance) {
 		lerr := d.elector.LastError()
 		if lerr != nil {
 			d.metrics.ObserveRun(check.Result{Name: inst.Name, Status: check.StatusError,
-				Err: fmt.Errorf("landlord unreachable: %w", landlord.Describe(lerr))}, time.Now())
+				Err: fmt.Errorf("landlord unreachable: %w", landlord.Describe(lerr))}, d.r.env.Now())
 		}
 		// A replica that led and lost the lock is degraded while it cannot
 		// reach the database; reaching it while another replica holds the
@@ -357,16 +357,16 @@ func (d *daemon) runCheck(ctx context.Context, inst check.Instance) {
 	defer stop()
 
 	logger := d.r.logger.With("check", inst.Name)
-	started := time.Now()
+	started := d.r.env.Now()
 	res := d.execute(ctx, inst)
-	finished := time.Now()
+	finished := d.r.env.Now()
 	if term.Err() != nil {
 		logger.Warn("run abandoned: leadership lost")
 		return
 	}
 	if res.Err == nil {
 		res = d.repair(ctx, inst, res)
-		finished = time.Now()
+		finished = d.r.env.Now()
 	}
 	d.metrics.ObserveRun(res, finished)
 	if res.Err != nil {
@@ -490,17 +490,17 @@ func storeDown(err error) error {
 func (d *daemon) updateHealth(ctx context.Context, obs ...observation) {
 	d.healthMu.Lock()
 	defer d.healthMu.Unlock()
-	ev := d.health.observe(time.Now(), obs...)
+	ev := d.health.observe(d.r.env.Now(), obs...)
 	d.metrics.SetDegraded(d.health.degraded())
 	switch ev.Kind {
 	case state.KindDegraded:
 		reason := d.r.redactor.String(ev.Reason)
 		d.r.logger.Error("tenantdrift degraded", "reason", reason)
-		d.unrecorded = append(d.unrecorded, healthPost{at: time.Now(),
+		d.unrecorded = append(d.unrecorded, healthPost{at: d.r.env.Now(),
 			item: state.OutboxItem{Kind: state.KindDegraded, Payload: notify.Payload{Reason: reason}}})
 	case state.KindRecovered:
 		d.r.logger.Info("tenantdrift recovered", "after", ev.After.Round(time.Second))
-		d.unrecorded = append(d.unrecorded, healthPost{at: time.Now(),
+		d.unrecorded = append(d.unrecorded, healthPost{at: d.r.env.Now(),
 			item: state.OutboxItem{Kind: state.KindRecovered, Payload: notify.Payload{AfterSeconds: max(int64(ev.After.Seconds()), 1)}}})
 	}
 	if d.notifier == nil {
@@ -577,7 +577,7 @@ func (d *daemon) deliver(ctx context.Context, store *state.Store) {
 	if d.notifier == nil {
 		return
 	}
-	if err := d.notifier.deliver(ctx, store, time.Now); err != nil {
+	if err := d.notifier.deliver(ctx, store, d.r.env.Now); err != nil {
 		d.r.logger.Error("deliver slack notifications", "err", err)
 	}
 }
@@ -598,7 +598,7 @@ func (d *daemon) execute(ctx context.Context, inst check.Instance) check.Result 
 	}
 	d.mu.Unlock()
 	lc := d.landlord.Config().ConnConfig.Config
-	env := check.Env{DB: d.landlord, Registry: reg, Now: time.Now(), Landlord: &lc, Logger: d.r.logger}
+	env := check.Env{DB: d.landlord, Registry: reg, Now: d.r.env.Now(), Landlord: &lc, Logger: d.r.logger}
 	return check.RunOne(ctx, inst, env, d.r.logger)
 }
 
@@ -606,7 +606,7 @@ func (d *daemon) skipped(name string) {
 	d.metrics.ObserveSkipped(name)
 	d.r.logger.Warn("run skipped: the previous run is still going", "check", name)
 	if store, err := d.openStore(context.Background()); err == nil {
-		if err := store.RecordSkipped(context.Background(), name, time.Now()); err != nil {
+		if err := store.RecordSkipped(context.Background(), name, d.r.env.Now()); err != nil {
 			d.r.logger.Error("record skipped run", "check", name, "err", err)
 		}
 	}
@@ -669,7 +669,7 @@ func (d *daemon) notReady(ctx context.Context) string {
 	if err != nil {
 		return "state store unreachable: " + landlord.Describe(err).Error()
 	}
-	now := time.Now()
+	now := d.r.env.Now()
 	for _, inst := range d.instances {
 		iv := d.intervals[inst.Name]
 		if iv <= 0 {

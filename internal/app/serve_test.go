@@ -57,13 +57,19 @@ var servingRE = regexp.MustCompile(`msg=serving addr=(\S+)`)
 // startServe runs `tenantdrift serve` with a config file body and env.
 func startServe(t *testing.T, env map[string]string, cfgBody string) *daemon {
 	t.Helper()
+	return startServeClock(t, env, cfgBody, nil)
+}
+
+// startServeClock is startServe with the daemon's clock (nil: time.Now).
+func startServeClock(t *testing.T, env map[string]string, cfgBody string, now func() time.Time) *daemon {
+	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "tenantdrift.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte(cfgBody), 0o600))
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &daemon{t: t, stderr: &lockedBuffer{}, cancel: cancel, done: make(chan int, 1)}
 	go func() {
 		d.done <- app.Main(ctx, []string{"serve", "--config", cfg, "--listen", "127.0.0.1:0", "--log-level", "debug"}, app.Env{
-			Stdout: io.Discard, Stderr: d.stderr, Version: "test",
+			Stdout: io.Discard, Stderr: d.stderr, Version: "test", Now: now,
 			LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
 		})
 	}()
@@ -184,6 +190,42 @@ type proxy struct {
 	mu     sync.Mutex
 	ln     net.Listener
 	conns  []net.Conn
+	cutOn  []byte // when a client sends this, the proxy goes down first
+}
+
+// downOn takes the proxy down the moment a client sends pattern (say, a
+// statement's text), before the server sees it: the client's process
+// "dies" right there, as far as the server can tell.
+func (p *proxy) downOn(pattern string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cutOn = []byte(pattern)
+}
+
+// forward copies what a client sends to the server, unless it holds cutOn.
+func (p *proxy) forward(up, c net.Conn) {
+	defer func() { _ = up.Close() }()
+	buf := make([]byte, 64<<10)
+	var tail []byte // the end of the previous read, for a pattern split across reads
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			pattern := p.cutOn
+			p.mu.Unlock()
+			if len(pattern) > 0 && bytes.Contains(append(tail, buf[:n]...), pattern) {
+				p.down()
+				return
+			}
+			if _, werr := up.Write(buf[:n]); werr != nil {
+				return
+			}
+			tail = append(tail[:0], buf[max(0, n-len(pattern)):n]...)
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -214,7 +256,7 @@ func (p *proxy) serve(ln net.Listener) {
 			p.mu.Lock()
 			p.conns = append(p.conns, c, up)
 			p.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
+			go p.forward(up, c)
 			go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
 		}
 	}()
@@ -232,6 +274,13 @@ func (p *proxy) down() {
 		_ = c.Close()
 	}
 	p.conns = nil
+}
+
+// isDown reports whether the proxy is down.
+func (p *proxy) isDown() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ln == nil
 }
 
 // up listens again on the same port.

@@ -187,10 +187,8 @@ func (c *Client) Update(ctx context.Context, channel, ts string, m Message) erro
 // AuthTest checks that the token is valid; an *Error with Reason "auth"
 // when Slack refuses it.
 func (c *Client) AuthTest(ctx context.Context) error {
-	return c.do(ctx, "auth_test", "", true, func(ctx context.Context) error {
-		_, err := c.api.AuthTestContext(ctx)
-		return err
-	})
+	_, err := c.Identify(ctx)
+	return err
 }
 
 // Webhook posts m to the incoming webhook at webhookURL, a secret that

@@ -148,3 +148,34 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, ms []migrat
 func rollback(ctx context.Context, tx pgx.Tx) {
 	_ = tx.Rollback(ctx) // ErrTxClosed after Commit; otherwise nothing to add
 }
+
+// SchemaVersion reports, without changing anything, the version the state
+// schema (DefaultSchema when empty) is migrated to (0 when it does not
+// exist yet: the first Open creates it) and the newest version this binary
+// knows. Errors are an invalid schema name or the query's.
+func SchemaVersion(ctx context.Context, pool *pgxpool.Pool, schema string) (current, known int, err error) {
+	if schema == "" {
+		schema = DefaultSchema
+	}
+	if err := validSchema(schema); err != nil {
+		return 0, 0, err
+	}
+	ms, err := loadMigrations(migrationFS)
+	if err != nil {
+		return 0, 0, err
+	}
+	known = ms[len(ms)-1].version
+	var exists bool
+	if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL",
+		pgx.Identifier{schema, "schema_migrations"}.Sanitize()).Scan(&exists); err != nil {
+		return 0, known, fmt.Errorf("read schema version: %w", err)
+	}
+	if !exists {
+		return 0, known, nil
+	}
+	if err := pool.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+
+		pgx.Identifier{schema, "schema_migrations"}.Sanitize()).Scan(&current); err != nil {
+		return 0, known, fmt.Errorf("read schema version: %w", err)
+	}
+	return current, known, nil
+}
