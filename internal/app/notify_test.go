@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +18,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantdrift/tenantdrift/internal/app"
+	"github.com/tenantdrift/tenantdrift/internal/laravel"
+	"github.com/tenantdrift/tenantdrift/internal/pgtest"
+	"github.com/tenantdrift/tenantdrift/internal/serverproc"
 )
 
 // slackCanary is the bot token of the tests: it may appear in the token
@@ -300,4 +304,66 @@ func TestAuditPostsThroughWebhook(t *testing.T) {
 	for _, req := range slack.requests() {
 		assert.NotContains(t, req.Body, webhookCanary)
 	}
+}
+
+// TestSlackNeverCarriesPasswords: an audit whose findings come from
+// decrypted passwords (a wrong one, one in clear text, one that does not
+// decrypt) posts them to Slack, and no request carries a tenant password,
+// the APP_KEY or the landlord's password.
+func TestSlackNeverCarriesPasswords(t *testing.T) {
+	t.Parallel()
+	const (
+		wrongPW = "canary-wrong-pw-4411"
+		clearPW = "canary-clear-pw-2290"
+		landPW  = "canary-landlord-pw-6631"
+	)
+	dsn, pool := landlord(t)
+	role, err := serverproc.RandomHex(4)
+	require.NoError(t, err)
+	role = "slackcanary_" + role
+	admin := pgtest.NewPool(t)
+	execSQL(t, admin, fmt.Sprintf("CREATE ROLE %s LOGIN SUPERUSER PASSWORD '%s'", role, landPW))
+	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+role) })
+	u := mustURL(t, dsn)
+	u.User = url.UserPassword(role, landPW)
+
+	port := pgtest.Server(t).Port
+	execSQL(t, pool, `INSERT INTO tenants (id, name, email, slug, database_name, created_at) VALUES
+		('90000000-0000-4000-8000-000000000001', 'W', 'w@x', 'wrong', 'tenant_wrong_pw', now() - interval '1 day'),
+		('90000000-0000-4000-8000-000000000002', 'C', 'c@x', 'clear', 'tenant_clear_pw', now() - interval '1 day'),
+		('90000000-0000-4000-8000-000000000003', 'U', 'u@x', 'undecryptable', 'tenant_undecryptable', now() - interval '1 day')`)
+	otherKey := "base64:" + strings.Repeat("A", 43) + "="
+	key, err := laravel.ParseKey(otherKey)
+	require.NoError(t, err)
+	other, err := laravel.NewEncrypter("aes-256-cbc", key)
+	require.NoError(t, err)
+	undecryptable, err := other.Encrypt([]byte("canary-other-key-pw"), true)
+	require.NoError(t, err)
+	execSQL(t, pool, `INSERT INTO tenant_databases (id, tenant_id, database_name, slug, database_username, database_password, host, port, status, created_at) VALUES
+		(gen_random_uuid(), '90000000-0000-4000-8000-000000000001', 'tenant_wrong_pw', 'wrong', 'postgres', $1, '127.0.0.1', $4, 'active', now() - interval '1 day'),
+		(gen_random_uuid(), '90000000-0000-4000-8000-000000000002', 'tenant_clear_pw', 'clear', 'postgres', $2, '127.0.0.1', $4, 'active', now() - interval '1 day'),
+		(gen_random_uuid(), '90000000-0000-4000-8000-000000000003', 'tenant_undecryptable', 'undecryptable', 'postgres', $3, '127.0.0.1', $4, 'active', now() - interval '1 day')`,
+		encrypt(t, wrongPW), clearPW, undecryptable, port)
+
+	slack := newFakeSlack(t)
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("state: {enabled: true}\nchecks: {database_orphan: {enabled: false}}\n"+slack.config()), 0o600))
+	r := run(t, map[string]string{"TENANTDRIFT_LANDLORD_DSN": u.String(), "APP_KEY": appKey}, "audit", "--config", cfg, "--log-level", "debug")
+	require.Equal(t, app.ExitDrift, r.code, r.stderr)
+	reqs := slack.requests()
+	require.NotEmpty(t, reqs)
+	var bodies strings.Builder
+	for _, req := range reqs {
+		bodies.WriteString(req.Body)
+	}
+	all := bodies.String()
+	for _, check := range []string{"db_unreachable", "credential_plaintext", "credential_undecryptable"} {
+		assert.Contains(t, all, check, "the findings reached Slack")
+	}
+	for _, secret := range []string{wrongPW, clearPW, "canary-other-key-pw", landPW, strings.TrimPrefix(appKey, "base64:"), appKey} {
+		assert.NotContains(t, all, secret)
+		assert.NotContains(t, r.stdout, secret)
+		assert.NotContains(t, r.stderr, secret)
+	}
+	assertNoTokenLeak(t, reqs, r.stdout, r.stderr)
 }
