@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/tenantdrift/tenantdrift/config"
+	"github.com/tenantdrift/tenantdrift/internal/check"
 	"github.com/tenantdrift/tenantdrift/internal/notify"
+	"github.com/tenantdrift/tenantdrift/internal/repair"
 	"github.com/tenantdrift/tenantdrift/internal/state"
 )
 
@@ -155,4 +158,40 @@ func (n *notifier) postDirect(ctx context.Context, it state.OutboxItem) (outcome
 	}
 	n.metrics.Observe(it.Kind, notify.ResultRetry)
 	return "", "", err.Error()
+}
+
+// announceRepairs enqueues the Slack message of one repair run into
+// store's outbox: what it wrote, what failed or met a conflict, or why
+// the breaker applied nothing. A run that only planned says nothing. No-op
+// when n is nil (no Slack).
+func (n *notifier) announceRepairs(ctx context.Context, store *state.Store, rep *repair.Report) error {
+	if n == nil || rep == nil {
+		return nil
+	}
+	var items []notify.PayloadRepair
+	deferred := 0
+	for _, a := range rep.Actions {
+		switch a.Status {
+		case repair.StatusApplied, repair.StatusFailed, repair.StatusConflict:
+			items = append(items, notify.PayloadRepair{Action: a.Action, Check: a.Check, TenantID: a.TenantID,
+				TenantSlug: a.TenantSlug, Table: a.Table, Column: a.Column, Status: a.Status, Reason: a.Reason})
+		case repair.StatusSkipped:
+			deferred++
+		}
+	}
+	if len(items) == 0 && rep.Breaker == "" {
+		return nil
+	}
+	sev := config.SeverityInfo
+	if rep.Breaker != "" || slices.ContainsFunc(items, func(p notify.PayloadRepair) bool { return p.Status != repair.StatusApplied }) {
+		sev = config.SeverityWarning
+	}
+	if check.Rank(sev) < check.Rank(n.cfg.MinSeverity) {
+		return nil
+	}
+	if rep.Breaker != "" {
+		items, deferred = nil, 0 // nothing was applied; the reason says why
+	}
+	return store.Enqueue(ctx, state.OutboxItem{Kind: state.KindRepair, Channel: n.cfg.ChannelFor(sev),
+		Payload: notify.Payload{Repairs: items, Reason: rep.Breaker, Total: deferred}})
 }

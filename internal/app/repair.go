@@ -26,11 +26,12 @@ import (
 func runRepair(ctx context.Context, r *runtime, args []string) int {
 	var lf logFlags
 	var file, format string
-	var apply bool
-	fs := r.newFlagSet("repair", "repair [--config FILE] [--apply] [--format table|json]", &lf)
+	var apply, noNotify bool
+	fs := r.newFlagSet("repair", "repair [--config FILE] [--apply] [--format table|json] [--no-notify]", &lf)
 	fs.StringVar(&file, "config", "", "config file (env TENANTDRIFT_CONFIG)")
 	fs.BoolVar(&apply, "apply", false, "apply what the policy allows (repair.enabled and mode apply); without it, only print the plan")
 	fs.StringVar(&format, "format", repair.FormatTable, "output format: table or json")
+	fs.BoolVar(&noNotify, "no-notify", false, "do not announce applied or failed repairs in Slack, even when Slack is configured")
 	if code, ok := r.parse(fs, &lf, args); !ok {
 		return code
 	}
@@ -42,7 +43,7 @@ func runRepair(ctx context.Context, r *runtime, args []string) int {
 	if !ok {
 		return ExitError
 	}
-	rep, err := r.repairOnce(ctx, cfg, apply)
+	rep, err := r.repairOnce(ctx, cfg, apply, !noNotify)
 	if err != nil {
 		fmt.Fprintf(r.stderr, "tenantdrift repair: %v\n", err)
 		if rep == nil {
@@ -70,7 +71,7 @@ func runRepair(ctx context.Context, r *runtime, args []string) int {
 // repairOnce observes the registry with every enabled check, then plans
 // and (with apply) applies the repairs. A non-nil report with an error
 // means the run was partial: the report shows what it did.
-func (r *runtime) repairOnce(ctx context.Context, cfg *config.Config, apply bool) (*repair.Report, error) {
+func (r *runtime) repairOnce(ctx context.Context, cfg *config.Config, apply, announce bool) (*repair.Report, error) {
 	if cfg.Registry.Preset != config.PresetLaravel {
 		return nil, fmt.Errorf("repair writes the laravel preset's tables only; registry.preset is %s", cfg.Registry.Preset)
 	}
@@ -117,6 +118,16 @@ func (r *runtime) repairOnce(ctx context.Context, cfg *config.Config, apply bool
 	})
 	if err != nil {
 		return rep, err
+	}
+	if apply && announce {
+		if n := r.newNotifier(cfg); n != nil {
+			if err := n.announceRepairs(ctx, store, rep); err != nil {
+				return rep, fmt.Errorf("announce repairs: %w", err)
+			}
+			if err := n.deliver(ctx, store, r.env.Now); err != nil {
+				return rep, fmt.Errorf("announce repairs: %w", err)
+			}
+		}
 	}
 	var incomplete []string
 	for _, res := range observed.Results {

@@ -268,6 +268,10 @@ func TestRepairBreaker(t *testing.T) {
 	dsn, pool := landlord(t)
 	plaintextLandlord(t, pool, 100, 30) // 30% of tenants in drift
 	cfg := repairConfig(t, "unused", "")
+	slack := newFakeSlack(t)
+	body, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(cfg, append(body, []byte(slack.config())...), 0o600))
 	env := map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn, "APP_KEY": appKey, "TENANT_DB_PASSWORD": repairPW}
 	before := checksum(t, pool)
 
@@ -277,10 +281,19 @@ func TestRepairBreaker(t *testing.T) {
 	assert.Contains(t, res.stdout, "0 applied, 0 planned, 30 skipped")
 	assert.Contains(t, res.stderr, "repair circuit breaker open: nothing applied")
 	assert.Equal(t, before, checksum(t, pool), "an open breaker writes nothing")
+	reqs := slack.requests()
+	require.Len(t, reqs, 1, "the open breaker is announced")
+	assert.Equal(t, ":octagonal_sign: tenantdrift applied no repair: circuit breaker open: 30 of 100 tenants (30%) show drift, above repair.breaker_ratio 20%; that looks like an outage or a bad config, so nothing is applied",
+		reqs[0].Form.Get("text"))
+	slackEnd := len(reqs)
 
 	// An operator who has checked raises the ratio for one run.
 	cfg = repairConfig(t, "unused", "  breaker_ratio: 0.5\n  max_repairs_per_run: 100\n")
-	res = run(t, env, "repair", "--config", cfg, "--apply")
+	body, err = os.ReadFile(cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(cfg, append(body, []byte(slack.config())...), 0o600))
+	res = run(t, env, "repair", "--config", cfg, "--apply", "--no-notify")
+	assert.Len(t, slack.requests(), slackEnd, "--no-notify")
 	require.Equal(t, app.ExitOK, res.code, res.stdout+res.stderr)
 	assert.Contains(t, res.stdout, "30 applied")
 }
@@ -338,4 +351,37 @@ repair:
 	assert.Zero(t, opened, "a repaired finding is never recorded as open")
 	assert.Equal(t, app.ExitOK, d.stop())
 	assert.NotContains(t, d.stderr.String(), "clear-t-0001")
+}
+
+func TestRepairAnnouncedInSlack(t *testing.T) {
+	dsn, pool := landlord(t)
+	_, user := repairLandlord(t, pool, 30)
+	slack := newFakeSlack(t)
+	cfg := repairConfig(t, user, "")
+	body, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(cfg, append(body, []byte(slack.config())...), 0o600))
+	env := map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn, "APP_KEY": appKey, "TENANT_DB_PASSWORD": repairPW}
+
+	res := run(t, env, "repair", "--config", cfg)
+	require.Equal(t, app.ExitDrift, res.code, res.stderr)
+	assert.Empty(t, slack.requests(), "a plan announces nothing")
+
+	res = run(t, env, "repair", "--config", cfg, "--apply", "--log-level", "debug")
+	require.Equal(t, app.ExitOK, res.code, res.stdout+res.stderr)
+	reqs := slack.requests()
+	require.Len(t, reqs, 1, res.stderr)
+	assert.Equal(t, "chat.postMessage", reqs[0].Method)
+	assert.Equal(t, ":wrench: tenantdrift repaired 4 findings", reqs[0].Form.Get("text"))
+	for _, slug := range []string{"alpha", "bravo", "charlie", "delta"} {
+		assert.Contains(t, reqs[0].Form.Get("blocks"), slug)
+	}
+	for _, secret := range []string{repairPW, plaintextPW, strings.TrimPrefix(appKey, "base64:")} {
+		assert.NotContains(t, reqs[0].Body, secret)
+	}
+	assertNoTokenLeak(t, reqs, res.stdout, res.stderr)
+
+	res = run(t, env, "repair", "--config", cfg, "--apply")
+	require.Equal(t, app.ExitOK, res.code, res.stdout+res.stderr)
+	assert.Len(t, slack.requests(), 1, "nothing to do, nothing to say")
 }

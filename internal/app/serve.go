@@ -455,6 +455,9 @@ func (d *daemon) repair(ctx context.Context, inst check.Instance, res check.Resu
 	if err != nil {
 		logger.Error("repair", "err", err)
 	}
+	if err := d.notifier.announceRepairs(ctx, store, rep); err != nil {
+		logger.Error("announce repairs", "err", err)
+	}
 	if rep != nil {
 		n := rep.Counts()
 		logger.Info("repair run finished", "applied", n[repair.StatusApplied], "skipped", n[repair.StatusSkipped],

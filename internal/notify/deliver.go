@@ -47,6 +47,9 @@ type Outbox interface {
 //   - storm: Counts (check → reason → new findings), Total. Posted.
 //   - degraded: Reason (free text, no secrets). Posted.
 //   - recovered: AfterSeconds (how long tenantdrift was degraded). Posted.
+//   - repair: Repairs (what one repair run wrote, or could not), Reason
+//     (why nothing was applied: the breaker), Total (actions held back
+//     for the next run). Posted.
 //
 // A reply or an edit whose original message is unknown (never posted,
 // uncertain, failed) is posted as a new message instead.
@@ -65,6 +68,7 @@ type Payload struct {
 	Total        int                       `json:"total,omitempty"`
 	Reason       string                    `json:"reason,omitempty"`
 	AfterSeconds int64                     `json:"after_seconds,omitempty"`
+	Repairs      []PayloadRepair           `json:"repairs,omitempty"`
 }
 
 // PayloadFinding is what a message shows of a finding.
@@ -80,6 +84,19 @@ type PayloadFinding struct {
 	Actual       string     `json:"actual,omitempty"`
 	FirstSeen    time.Time  `json:"first_seen,omitzero"`
 	ResolvedAt   *time.Time `json:"resolved_at,omitempty"`
+}
+
+// PayloadRepair is what a message shows of a repair action: never a
+// value, masked or not.
+type PayloadRepair struct {
+	Action     string `json:"action"`
+	Check      string `json:"check"`
+	TenantID   string `json:"tenant_id,omitempty"`
+	TenantSlug string `json:"tenant_slug,omitempty"`
+	Table      string `json:"table,omitempty"`
+	Column     string `json:"column,omitempty"`
+	Status     string `json:"status"`
+	Reason     string `json:"reason,omitempty"`
 }
 
 // PayloadFindings returns what a payload holds of fs.
@@ -436,6 +453,8 @@ func Render(kind, checkName string, payload []byte, opts RenderOptions) (Message
 		return Degraded(p.Reason), nil
 	case state.KindRecovered:
 		return Recovered(time.Duration(p.AfterSeconds) * time.Second), nil
+	case state.KindRepair:
+		return Repaired(p.Repairs, p.Reason, p.Total, opts), nil
 	}
 	return Message{}, fmt.Errorf("render: unknown outbox kind %q", kind)
 }

@@ -20,7 +20,7 @@ const (
 // kinds and results are the label values, all pre-initialised.
 var (
 	kinds = [...]string{state.KindNewFindings, state.KindResolvedReply, state.KindResolvedEdit, state.KindReminder,
-		state.KindStorm, state.KindDegraded, state.KindRecovered}
+		state.KindStorm, state.KindDegraded, state.KindRecovered, state.KindRepair}
 	results = [...]string{ResultSent, ResultRetry, ResultUncertain, ResultFailed}
 )
 

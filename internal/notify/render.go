@@ -366,3 +366,51 @@ func Recovered(after time.Duration) Message {
 	line := ":white_check_mark: *tenantdrift recovered* after " + FormatDuration(after) + " degraded."
 	return finish(":white_check_mark: tenantdrift recovered after "+FormatDuration(after), []slack.Block{section(line)})
 }
+
+// Repaired renders one repair run: the actions applied and those that
+// failed or met a conflict, or why nothing was applied (breaker), and how
+// many wait for the next run (deferred).
+func Repaired(repairs []PayloadRepair, breaker string, deferred int, opts RenderOptions) Message {
+	count := map[string]int{}
+	for _, r := range repairs {
+		count[r.Status]++
+	}
+	var head, text string
+	switch {
+	case breaker != "":
+		head = ":octagonal_sign: *tenantdrift applied no repair:* " + escape(breaker, maxFree)
+		text = ":octagonal_sign: tenantdrift applied no repair: " + escape(breaker, maxFree)
+	case count["failed"]+count["conflict"] > 0:
+		head = fmt.Sprintf(":wrench: *tenantdrift repaired %s*, %d failed, %d conflict", plural(count["applied"], "finding", "findings"), count["failed"], count["conflict"])
+		text = strings.NewReplacer("*", "").Replace(head)
+	default:
+		head = fmt.Sprintf(":wrench: *tenantdrift repaired %s*", plural(count["applied"], "finding", "findings"))
+		text = strings.NewReplacer("*", "").Replace(head)
+	}
+	if deferred > 0 {
+		head += fmt.Sprintf("\n%s wait for the next run (max_repairs_per_run).", plural(deferred, "repair", "repairs"))
+	}
+	blocks := []slack.Block{section(head)}
+	var lines []string
+	for _, r := range repairs {
+		who := r.TenantSlug
+		if who == "" {
+			who = r.TenantID
+		}
+		line := fmt.Sprintf("• `%s` %s *%s* · %s.%s", escape(r.Action, 64), escape(r.Status, 16), code(who, 200),
+			escape(r.Table, 200), escape(r.Column, 200))
+		if r.Reason != "" {
+			line += "\n      " + escape(r.Reason, 500)
+		}
+		lines = append(lines, line)
+	}
+	limit := opts.maxTenants()
+	shown := lines[:min(len(lines), limit)]
+	more, _ := pack(shown, "\n", MaxBlocks-len(blocks)-1)
+	blocks = append(blocks, more...)
+	if len(lines) > limit {
+		blocks = append(blocks, contextBlock(fmt.Sprintf("…and %d more in tenantdrift.repairs", len(lines)-limit)))
+	}
+	blocks = append(blocks, contextBlock(opts.links("repairs")))
+	return finish(text, limitBlocks(blocks))
+}

@@ -102,6 +102,12 @@ func TestRenderGolden(t *testing.T) {
 		}, 992, dash),
 		"degraded":  Degraded("state store unreachable: dial tcp 10.0.0.5:5432: connect: connection refused <!here>"),
 		"recovered": Recovered(12*time.Minute + 30*time.Second),
+		"repair": Repaired([]PayloadRepair{
+			{Action: "copy_field", Check: "field_mismatch", TenantID: "b0", TenantSlug: "bravo", Table: `"public"."tenant_databases"`, Column: "slug", Status: "applied"},
+			{Action: "insert_database_row", Check: "registry_missing", TenantID: "a0", TenantSlug: "<!channel>", Table: `"public"."tenant_databases"`,
+				Column: "tenant_id,database_name", Status: "failed", Reason: "database tenant_alpha did not accept the credentials (auth_failed, SQLSTATE 28P01): nothing written"},
+		}, "", 3, RenderOptions{}),
+		"repair_breaker": Repaired(nil, "circuit breaker open: 30 of 100 tenants (30%) show drift, above repair.breaker_ratio 20%", 0, RenderOptions{}),
 	}
 	for name, m := range tests {
 		t.Run(name, func(t *testing.T) {

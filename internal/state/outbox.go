@@ -21,6 +21,7 @@ const (
 	KindStorm         = "storm"
 	KindDegraded      = "degraded"
 	KindRecovered     = "recovered"
+	KindRepair        = "repair"
 )
 
 // OutboxLease is how long ClaimOutbox leases an item: a claimer that has
