@@ -85,8 +85,9 @@ type Config struct {
 	Slack      Slack      `yaml:"slack"`
 	Repair     Repair     `yaml:"repair"`
 
-	file  string
-	lines map[string]int
+	file    string
+	lines   map[string]int
+	literal map[string]bool // Secrets written out in the file, by key path
 
 	// ValidateSchedule checks a cron spec; set by Options.ValidateSchedule.
 	ValidateSchedule func(string) error `yaml:"-"`
@@ -469,7 +470,8 @@ func Load(opts Options) (*Config, error) {
 	if file == "" {
 		file, _ = lookup(EnvConfig)
 	}
-	d := &decoder{file: file, getenv: lookup, lines: cfg.lines}
+	cfg.literal = map[string]bool{}
+	d := &decoder{file: file, getenv: lookup, lines: cfg.lines, literal: cfg.literal}
 	if file != "" {
 		cfg.file = file
 		data, err := os.ReadFile(file)
@@ -553,6 +555,11 @@ func (c *Config) resolveSecrets(lookup func(string) (string, bool)) []Problem {
 		s, err := readSecretFile(path)
 		if err != nil {
 			out = append(out, c.problem(fileKey, "cannot read %s: %s", path, describeFileErr(err)))
+			return
+		}
+		if strings.TrimSpace(s) == "" {
+			// An empty secret would silently turn its feature off.
+			out = append(out, c.problem(fileKey, "%s is empty", path))
 			return
 		}
 		*dst = Secret(s)
@@ -751,6 +758,14 @@ func (c *Config) validateSlack() []Problem {
 	s := c.Slack
 	if s.Token != "" && strings.TrimSpace(s.Channel) == "" {
 		add("slack.channel", "must be set when a Slack token is (the channel alerts go to, e.g. \"#tenant-alerts\" or an ID)")
+	}
+	// The token and the webhook are credentials: a file that holds them
+	// leaks them with every copy of itself.
+	if c.literal["slack.token"] {
+		add("slack.token", "write the bot token as a reference, ${%s} (or another variable), or use slack.token_file; never in the config file", EnvSlackToken)
+	}
+	if c.literal["slack.webhook_url"] {
+		add("slack.webhook_url", "write the webhook URL as a reference, ${%s} (or another variable), or use slack.webhook_url_file; never in the config file", EnvSlackWebhook)
 	}
 	if s.Token != "" && s.WebhookURL != "" {
 		add("slack.webhook_url", "a bot token and a webhook URL are both set (from the file, a *_file key or %s/%s): keep the token, which threads and edits, or the webhook, not both", EnvSlackToken, EnvSlackWebhook)

@@ -229,6 +229,8 @@ func TestSlack(t *testing.T) {
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte(token+"\n"), 0o600))
 	landlordEnv := map[string]string{config.EnvLandlordDSN: "postgres://localhost/landlord"}
+	emptyFile := filepath.Join(t.TempDir(), "empty")
+	require.NoError(t, os.WriteFile(emptyFile, []byte("\n"), 0o600))
 	withToken := map[string]string{config.EnvLandlordDSN: "postgres://localhost/landlord", config.EnvSlackToken: token}
 	cases := []struct {
 		name    string
@@ -261,6 +263,14 @@ slack:
 			errs: []string{"slack.webhook_url: must be an http(s) URL (the value is not shown"}},
 		{name: "token and webhook", body: "slack:\n  channel: c\n", env: map[string]string{config.EnvLandlordDSN: "x", config.EnvSlackToken: token,
 			config.EnvSlackWebhook: "https://hooks.example/" + token}, errs: []string{"slack.webhook_url: a bot token and a webhook URL are both set"}},
+		{name: "empty token file", body: "slack:\n  channel: c\n  token_file: " + emptyFile + "\n", env: landlordEnv,
+			errs: []string{"slack.token_file: " + emptyFile + " is empty"}},
+		{name: "literal token", body: "slack:\n  channel: c\n  token: " + token + "\n", env: landlordEnv,
+			errs: []string{"slack.token: write the bot token as a reference, ${SLACK_BOT_TOKEN} (or another variable), or use slack.token_file"}},
+		{name: "literal token as a default", body: "slack:\n  channel: c\n  token: ${NOPE:-" + token + "}\n", env: landlordEnv,
+			errs: []string{"slack.token: write the bot token as a reference"}},
+		{name: "literal webhook", body: "slack:\n  webhook_url: https://hooks.example/" + token + "\n", env: landlordEnv,
+			errs: []string{"slack.webhook_url: write the webhook URL as a reference"}},
 		{name: "bad repeat and degraded", body: "slack:\n  channel: c\n  repeat_interval: -1h\n  degraded_after: 0\n", env: withToken,
 			errs: []string{"slack.repeat_interval: must not be negative", "slack.degraded_after: must be at least 1"}},
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,6 +40,10 @@ func (p Problem) Error() string {
 	return b.String()
 }
 
+// referenceRE is a value that is only an environment reference, with at
+// most an empty default: nothing of a secret written out.
+var referenceRE = regexp.MustCompile(`^\$\{[A-Za-z_][A-Za-z0-9_]*(:-)?\}$`)
+
 // scalarDecoder is implemented by types that parse themselves from one YAML
 // scalar, such as Duration.
 type scalarDecoder interface {
@@ -54,6 +59,9 @@ type decoder struct {
 	problems []Problem
 	syntax   bool           // the YAML itself is broken: nothing was decoded
 	lines    map[string]int // key path -> line, for later validation messages
+	// literal holds the key paths of Secrets written out in the file
+	// rather than as ${VAR} references.
+	literal map[string]bool
 }
 
 func (d *decoder) addf(n *yaml.Node, path, format string, args ...any) {
@@ -118,6 +126,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		if err := v.Addr().Interface().(scalarDecoder).decodeScalar(s); err != nil {
 			d.addf(n, path, "%v", err)
+		}
+		if v.Type() == reflect.TypeFor[Secret]() && n.Value != "" && !referenceRE.MatchString(n.Value) && d.literal != nil {
+			d.literal[path] = true
 		}
 		return
 	}

@@ -695,7 +695,7 @@ func TestK8sSecretExample(t *testing.T) {
 	s := k8sObjectIn(t, k8sSecretExample, "Secret")
 	assert.Empty(t, s.Data, "stringData only, so the placeholders stay readable")
 	require.NotEmpty(t, s.StringData)
-	known := []string{config.EnvLandlordDSN, config.EnvAppKey, config.EnvPreviousKeys}
+	known := []string{config.EnvLandlordDSN, config.EnvAppKey, config.EnvPreviousKeys, config.EnvSlackToken, config.EnvSlackWebhook}
 	for k, v := range s.StringData {
 		assert.Contains(t, known, k, "a variable tenantdrift reads")
 		assert.Contains(t, v, "REPLACE_ME", "%s is a clearly fake placeholder", k)

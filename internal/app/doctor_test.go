@@ -130,10 +130,10 @@ func TestDoctor(t *testing.T) {
 		return p
 	}
 	api := "  api_url: " + slack.URL + "/\n"
-	healthy := write("healthy.yaml", "slack:\n  token: "+slackCanary+"\n  channel: \"#alerts\"\n  channels: {critical: \"#alerts\", warning: \"#oncall\"}\n"+api)
-	broken := write("broken.yaml", "slack:\n  token: "+slackCanary+"\n  channel: \"#alerts\"\n  channels: {critical: \"#private\", info: \"#gone\"}\n"+api)
-	badToken := write("badtoken.yaml", "slack:\n  token: xoxb-revoked\n  channel: \"#alerts\"\n"+api)
-	webhook := write("webhook.yaml", "slack:\n  webhook_url: "+slack.URL+"/services/T0/B0/hook\n")
+	healthy := write("healthy.yaml", "slack:\n  token_file: "+secretFile(t, slackCanary)+"\n  channel: \"#alerts\"\n  channels: {critical: \"#alerts\", warning: \"#oncall\"}\n"+api)
+	broken := write("broken.yaml", "slack:\n  token_file: "+secretFile(t, slackCanary)+"\n  channel: \"#alerts\"\n  channels: {critical: \"#private\", info: \"#gone\"}\n"+api)
+	badToken := write("badtoken.yaml", "slack:\n  token_file: "+secretFile(t, "xoxb-revoked")+"\n  channel: \"#alerts\"\n"+api)
+	webhook := write("webhook.yaml", "slack:\n  webhook_url_file: "+secretFile(t, slack.URL+"/services/T0/B0/hook")+"\n")
 	otherKey := "base64:" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
 
 	tests := []struct {
@@ -279,12 +279,12 @@ func TestDoctorNeverPrintsSecrets(t *testing.T) {
 	slack := newDoctorSlack(t, slackCanary, hookPath)
 	dir := t.TempDir()
 	tokenCfg := filepath.Join(dir, "token.yaml")
-	require.NoError(t, os.WriteFile(tokenCfg, []byte("state:\n  dsn: "+good.String()+"\nslack:\n  token: "+slackCanary+
+	require.NoError(t, os.WriteFile(tokenCfg, []byte("state:\n  dsn: "+good.String()+"\nslack:\n  token_file: "+secretFile(t, slackCanary)+
 		"\n  channel: \"#alerts\"\n  channels: {critical: \"#private\"}\n  api_url: "+slack.URL+"/\n"), 0o600))
 	wrongTokenCfg := filepath.Join(dir, "wrongtoken.yaml")
-	require.NoError(t, os.WriteFile(wrongTokenCfg, []byte("slack:\n  token: xoxb-"+wrongSecret+"\n  channel: \"#alerts\"\n  api_url: "+slack.URL+"/\n"), 0o600))
+	require.NoError(t, os.WriteFile(wrongTokenCfg, []byte("slack:\n  token_file: "+secretFile(t, "xoxb-"+wrongSecret)+"\n  channel: \"#alerts\"\n  api_url: "+slack.URL+"/\n"), 0o600))
 	hookCfg := filepath.Join(dir, "hook.yaml")
-	require.NoError(t, os.WriteFile(hookCfg, []byte("slack:\n  webhook_url: "+slack.URL+hookPath+"\n"), 0o600))
+	require.NoError(t, os.WriteFile(hookCfg, []byte("slack:\n  webhook_url_file: "+secretFile(t, slack.URL+hookPath)+"\n"), 0o600))
 
 	secrets := []string{dbPassword, wrongSecret, decrypted, hookSecret, slackCanary, appKeyCanary, strings.TrimPrefix(appKeyCanary, "base64:")}
 	otherKey := "base64:" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))

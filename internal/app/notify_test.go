@@ -50,6 +50,17 @@ type fakeSlack struct {
 	*httptest.Server
 	mu   sync.Mutex
 	reqs []slackRequest
+	// tokenFile and hookFile hold the token and the webhook URL: config
+	// files only ever reference them.
+	tokenFile, hookFile string
+}
+
+// secretFile writes value to a file of its own and returns its path.
+func secretFile(t *testing.T, value string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(p, []byte(value+"\n"), 0o600))
+	return p
 }
 
 func newFakeSlack(t *testing.T) *fakeSlack {
@@ -57,6 +68,8 @@ func newFakeSlack(t *testing.T) *fakeSlack {
 	f := &fakeSlack{}
 	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.Close)
+	f.tokenFile = secretFile(t, slackCanary)
+	f.hookFile = secretFile(t, f.URL+webhookPath)
 	return f
 }
 
@@ -93,12 +106,12 @@ func (f *fakeSlack) requests() []slackRequest {
 
 // config is the slack section pointing at f.
 func (f *fakeSlack) config() string {
-	return fmt.Sprintf("slack:\n  token: %s\n  channel: \"#tenant-alerts\"\n  api_url: %s/\n", slackCanary, f.URL)
+	return fmt.Sprintf("slack:\n  token_file: %s\n  channel: \"#tenant-alerts\"\n  api_url: %s/\n", f.tokenFile, f.URL)
 }
 
 // webhookConfig is the slack section posting to f's incoming webhook.
 func (f *fakeSlack) webhookConfig() string {
-	return fmt.Sprintf("slack:\n  webhook_url: %s%s\n", f.URL, webhookPath)
+	return fmt.Sprintf("slack:\n  webhook_url_file: %s\n", f.hookFile)
 }
 
 // assertNoTokenLeak checks that the token was sent only as the token field.

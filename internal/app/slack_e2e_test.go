@@ -104,6 +104,8 @@ func newHangingSlack(t *testing.T) (f *fakeSlack, arrived <-chan struct{}) {
 	}))
 	t.Cleanup(f.Close)
 	t.Cleanup(func() { close(stop) }) // runs first: Close waits for handlers
+	f.tokenFile = secretFile(t, slackCanary)
+	f.hookFile = secretFile(t, f.URL+webhookPath)
 	return f, first
 }
 
