@@ -2,7 +2,6 @@ package repair
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,10 +26,11 @@ type write struct {
 	kind     int
 	tenantID string
 
-	// insert: columns and values; nowCols index the values set to now().
+	// insert: columns and values; exprs maps the index of a column whose
+	// value is an SQL expression (now(), gen_random_uuid()) to it.
 	insertCols []string
 	insertVals []any
-	nowCols    []int
+	exprs      map[int]string
 	// probe, when set, must succeed first: the database a row will name
 	// accepts exactly its credentials.
 	probe *probe.Target
@@ -190,8 +190,8 @@ func (ap *Applier) insert(ctx context.Context, tx pgx.Tx, a *Action) (bool, erro
 	placeholders := make([]string, len(w.insertCols))
 	var args []any
 	for i := range w.insertCols {
-		if contains(w.nowCols, i) {
-			placeholders[i] = "now()"
+		if expr, ok := w.exprs[i]; ok {
+			placeholders[i] = expr
 			continue
 		}
 		args = append(args, w.insertVals[i])
@@ -238,15 +238,6 @@ func (ap *Applier) update(ctx context.Context, tx pgx.Tx, w write) (bool, error)
 	return false, fmt.Errorf("update %s: %d rows matched where one was expected; rolled back", w.col, tag.RowsAffected())
 }
 
-func contains(xs []int, x int) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
-}
-
 // Verify marks each applied action whose finding is still among remaining
 // (fingerprints of the affected checks' findings after the repair) as
 // failed, and records every applied action's verification.
@@ -272,12 +263,4 @@ func Verify(ctx context.Context, store *state.Store, actions []Action, remaining
 			}
 		}
 	}
-}
-
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -201,7 +201,7 @@ func (p *Planner) insertRow(ctx context.Context, f check.Finding) (Action, strin
 	}
 	// tenant_id and database_name come first: Apply looks for an existing
 	// row by them.
-	w := write{kind: writeInsert, table: p.Layout.Databases}
+	w := write{kind: writeInsert, table: p.Layout.Databases, exprs: map[int]string{}}
 	var shown []string
 	var cols []string
 	var kv [][2]string
@@ -222,8 +222,8 @@ func (p *Planner) insertRow(ctx context.Context, f check.Finding) (Action, strin
 	for _, ts := range []string{"created_at", "updated_at"} {
 		if slices.Contains(p.Layout.DatabaseColumns, ts) {
 			w.insertCols = append(w.insertCols, ts)
-			w.insertVals = append(w.insertVals, nil) // now(), set in SQL
-			w.nowCols = append(w.nowCols, len(w.insertCols)-1)
+			w.insertVals = append(w.insertVals, nil)
+			w.exprs[len(w.insertCols)-1] = "now()"
 		}
 	}
 	w.tenantID = f.TenantID
@@ -240,7 +240,7 @@ func (p *Planner) insertRow(ctx context.Context, f check.Finding) (Action, strin
 
 // rowID adds the new row's id to an insert when the id column has no
 // default: Laravel's uuid keys are made by the application, so tenantdrift
-// makes one too.
+// has PostgreSQL make one (gen_random_uuid(), built in since 13).
 func (p *Planner) rowID(ctx context.Context, w *write) error {
 	did, ok := p.dbCol("id")
 	if !ok {
@@ -260,7 +260,8 @@ func (p *Planner) rowID(ctx context.Context, w *write) error {
 	switch dataType {
 	case "uuid", "character varying", "character", "text":
 		w.insertCols = append(w.insertCols, did)
-		w.insertVals = append(w.insertVals, newUUID())
+		w.insertVals = append(w.insertVals, nil)
+		w.exprs[len(w.insertCols)-1] = "gen_random_uuid()"
 	}
 	return nil
 }
