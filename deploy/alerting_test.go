@@ -109,12 +109,22 @@ type alertingPanel struct {
 	Type       string              `json:"type"`
 	Title      string              `json:"title"`
 	Datasource *alertingDatasource `json:"datasource"`
+	GridPos    alertingGridPos     `json:"gridPos"`
 	Targets    []struct {
 		RefID string `json:"refId"`
 		Expr  string `json:"expr"`
 	} `json:"targets"`
 	// Panels holds the panels of a collapsed row.
 	Panels []alertingPanel `json:"panels"`
+}
+
+// alertingGridPos is where a panel sits on Grafana's grid, 24 columns
+// wide.
+type alertingGridPos struct {
+	H int `json:"h"`
+	W int `json:"w"`
+	X int `json:"x"`
+	Y int `json:"y"`
 }
 
 type alertingDatasource struct {
@@ -417,6 +427,20 @@ func TestAlertingDashboard(t *testing.T) {
 			for _, tg := range p.Targets {
 				assert.NotEmpty(t, strings.TrimSpace(tg.Expr), "panel %d %q target %s has no expr", p.ID, p.Title, tg.RefID)
 			}
+		}
+	}
+
+	// The panels of the open layout tile the grid without overlapping.
+	// (The panels of a collapsed row keep the positions they would have
+	// when it opens; there are none.)
+	for i, p := range d.Panels {
+		g := p.GridPos
+		assert.True(t, g.W > 0 && g.H > 0 && g.X >= 0 && g.Y >= 0 && g.X+g.W <= 24,
+			"panel %d %q: gridPos %+v is off the 24-column grid", p.ID, p.Title, g)
+		for _, q := range d.Panels[:i] {
+			o := q.GridPos
+			overlap := g.X < o.X+o.W && o.X < g.X+g.W && g.Y < o.Y+o.H && o.Y < g.Y+g.H
+			assert.False(t, overlap, "panel %d %q at %+v overlaps panel %d %q at %+v", p.ID, p.Title, g, q.ID, q.Title, o)
 		}
 	}
 }
