@@ -109,15 +109,22 @@ type alertingPanel struct {
 	Type       string              `json:"type"`
 	Title      string              `json:"title"`
 	Datasource *alertingDatasource `json:"datasource"`
+	GridPos    alertingGridPos     `json:"gridPos"`
 	Targets    []struct {
 		RefID string `json:"refId"`
 		Expr  string `json:"expr"`
 	} `json:"targets"`
-	Options struct {
-		Content string `json:"content"`
-	} `json:"options"`
 	// Panels holds the panels of a collapsed row.
 	Panels []alertingPanel `json:"panels"`
+}
+
+// alertingGridPos is where a panel sits on Grafana's grid, 24 columns
+// wide.
+type alertingGridPos struct {
+	H int `json:"h"`
+	W int `json:"w"`
+	X int `json:"x"`
+	Y int `json:"y"`
 }
 
 type alertingDatasource struct {
@@ -402,21 +409,12 @@ func TestAlertingDashboard(t *testing.T) {
 	panels := alertingFlatPanels(d.Panels)
 	require.NotEmpty(t, panels)
 	ids := map[int]bool{}
-	var repairs bool
-	for i, p := range panels {
+	for _, p := range panels {
 		assert.False(t, ids[p.ID], "panel id %d repeats", p.ID)
 		ids[p.ID] = true
 		assert.NotEmpty(t, p.Title, "panel %d has no title", p.ID)
 		switch p.Type {
 		case "row":
-			if p.Title == "Repairs" {
-				repairs = true
-				// The placeholder: text only, until repairs export metrics.
-				require.Greater(t, len(panels), i+1, "the Repairs row needs a panel")
-				next := panels[i+1]
-				assert.Equal(t, "text", next.Type, "the Repairs row holds a text panel")
-				assert.Contains(t, next.Options.Content, "auto-repair")
-			}
 			continue
 		case "text":
 			assert.Empty(t, p.Targets, "text panel %d %q has queries", p.ID, p.Title)
@@ -431,7 +429,20 @@ func TestAlertingDashboard(t *testing.T) {
 			}
 		}
 	}
-	assert.True(t, repairs, "the dashboard needs a Repairs row")
+
+	// The panels of the open layout tile the grid without overlapping.
+	// (The panels of a collapsed row keep the positions they would have
+	// when it opens; there are none.)
+	for i, p := range d.Panels {
+		g := p.GridPos
+		assert.True(t, g.W > 0 && g.H > 0 && g.X >= 0 && g.Y >= 0 && g.X+g.W <= 24,
+			"panel %d %q: gridPos %+v is off the 24-column grid", p.ID, p.Title, g)
+		for _, q := range d.Panels[:i] {
+			o := q.GridPos
+			overlap := g.X < o.X+o.W && o.X < g.X+g.W && g.Y < o.Y+o.H && o.Y < g.Y+g.H
+			assert.False(t, overlap, "panel %d %q at %+v overlaps panel %d %q at %+v", p.ID, p.Title, g, q.ID, q.Title, o)
+		}
+	}
 }
 
 // TestAlertingQueriesUseExportedMetrics requires every metric name queried
@@ -466,6 +477,8 @@ func TestAlertingQueriesUseExportedMetrics(t *testing.T) {
 		"tenantdrift_findings", "tenantdrift_check_runs_total", "tenantdrift_check_duration_seconds_bucket",
 		"tenantdrift_check_last_run_timestamp_seconds", "tenantdrift_check_last_success_timestamp_seconds",
 		"tenantdrift_tenants", "tenantdrift_registry_coverage_ratio", "tenantdrift_leader", "tenantdrift_build_info",
+		"tenantdrift_degraded", "tenantdrift_repairs_total", "tenantdrift_repair_breaker_open",
+		"tenantdrift_slack_notifications_total", "tenantdrift_slack_outbox_pending",
 	} {
 		assert.True(t, used[n], "no alert or panel queries %s", n)
 	}
