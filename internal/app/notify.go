@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/tenantdrift/tenantdrift/config"
-	"github.com/tenantdrift/tenantdrift/internal/check"
 	"github.com/tenantdrift/tenantdrift/internal/notify"
 	"github.com/tenantdrift/tenantdrift/internal/repair"
 	"github.com/tenantdrift/tenantdrift/internal/state"
@@ -186,12 +186,61 @@ func (n *notifier) announceRepairs(ctx context.Context, store *state.Store, rep 
 	if rep.Breaker != "" || slices.ContainsFunc(items, func(p notify.PayloadRepair) bool { return p.Status != repair.StatusApplied }) {
 		sev = config.SeverityWarning
 	}
-	if check.Rank(sev) < check.Rank(n.cfg.MinSeverity) {
-		return nil
-	}
+	// min_severity mutes findings, not repairs: a write to the landlord is
+	// always announced.
 	if rep.Breaker != "" {
 		items, deferred = nil, 0 // nothing was applied; the reason says why
 	}
+	for i := range items {
+		items[i].Reason = n.r.redactor.String(items[i].Reason)
+	}
 	return store.Enqueue(ctx, state.OutboxItem{Kind: state.KindRepair, Channel: n.cfg.ChannelFor(sev),
 		Payload: notify.Payload{Repairs: items, Reason: rep.Breaker, Total: deferred}})
+}
+
+// repairNews remembers, per check, the failures and conflicts the daemon
+// announced and whether the breaker was open, so that a repair that keeps
+// failing, or a breaker that stays open, is announced once, not every run.
+// It lives in the process: a restart announces them once more.
+type repairNews struct {
+	mu      sync.Mutex
+	failing map[string]map[string]bool // check -> action/tenant/status/reason
+	breaker map[string]bool            // "" -> breaker open at the last repair run
+}
+
+// filter returns the part of rep worth announcing for check: every applied
+// repair, failures and conflicts not announced before, and an open breaker
+// when it was closed at the check's last run. nil when nothing is new.
+func (n *repairNews) filter(checkName string, rep *repair.Report) *repair.Report {
+	if rep == nil {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.failing == nil {
+		n.failing, n.breaker = map[string]map[string]bool{}, map[string]bool{}
+	}
+	// The breaker weighs all checks at once: one announcement per
+	// opening, whichever check's run saw it first.
+	wasOpen := n.breaker[""]
+	n.breaker[""] = rep.Breaker != ""
+	out := &repair.Report{Applying: rep.Applying, Unrepairable: rep.Unrepairable}
+	if rep.Breaker != "" && !wasOpen {
+		out.Breaker = rep.Breaker
+	}
+	seen := map[string]bool{}
+	for _, a := range rep.Actions {
+		switch a.Status {
+		case repair.StatusApplied, repair.StatusSkipped:
+			out.Actions = append(out.Actions, a)
+		case repair.StatusFailed, repair.StatusConflict:
+			key := a.Action + "\x00" + a.TenantID + "\x00" + a.Status + "\x00" + a.Reason
+			seen[key] = true
+			if !n.failing[checkName][key] {
+				out.Actions = append(out.Actions, a)
+			}
+		}
+	}
+	n.failing[checkName] = seen
+	return out
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/tenantdrift/tenantdrift/internal/check"
 	"github.com/tenantdrift/tenantdrift/internal/landlord"
 	"github.com/tenantdrift/tenantdrift/internal/laravel"
+	"github.com/tenantdrift/tenantdrift/internal/leader"
 	"github.com/tenantdrift/tenantdrift/internal/probe"
 	"github.com/tenantdrift/tenantdrift/internal/repair"
 	"github.com/tenantdrift/tenantdrift/internal/state"
@@ -93,6 +94,13 @@ func (r *runtime) repairOnce(ctx context.Context, cfg *config.Config, apply, ann
 	}
 	var store *state.Store
 	if apply {
+		// Only the leader repairs: a serve that leads repairs after its
+		// own runs, and two appliers would each spend their own cap.
+		release, err := leadFor(ctx, pool)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 		if store, err = state.Open(ctx, pool, cfg.State.Schema, r.env.Now); err != nil {
 			return nil, fmt.Errorf("open the state store for the repair audit log: %w", err)
 		}
@@ -116,18 +124,20 @@ func (r *runtime) repairOnce(ctx context.Context, cfg *config.Config, apply, ann
 	rep, err := e.run(ctx, observed.Results, observed.Tenants, apply, nil, func(ctx context.Context, names []string) ([]check.Result, error) {
 		return run(ctx, names).Results, nil
 	})
-	if err != nil {
-		return rep, err
-	}
-	if apply && announce {
+	// What was written is announced even when its verification failed.
+	if apply && announce && rep != nil {
 		if n := r.newNotifier(cfg); n != nil {
-			if err := n.announceRepairs(ctx, store, rep); err != nil {
-				return rep, fmt.Errorf("announce repairs: %w", err)
+			aerr := n.announceRepairs(ctx, store, rep)
+			if aerr == nil {
+				aerr = n.deliver(ctx, store, r.env.Now)
 			}
-			if err := n.deliver(ctx, store, r.env.Now); err != nil {
-				return rep, fmt.Errorf("announce repairs: %w", err)
+			if aerr != nil {
+				err = errors.Join(err, fmt.Errorf("announce repairs: %w", aerr))
 			}
 		}
+	}
+	if err != nil {
+		return rep, err
 	}
 	var incomplete []string
 	for _, res := range observed.Results {
@@ -168,6 +178,8 @@ func (r *runtime) newRepairEngine(cfg *config.Config, pool *pgxpool.Pool, reg *t
 	e.planner = &repair.Planner{
 		DB: pool, Layout: layout, Config: cfg.Repair, Encrypter: enc, Serialize: format != laravel.FormatRaw, Format: format,
 		LandlordHost: pool.Config().ConnConfig.Host, SSLMode: cfg.Checks.DBUnreachable.SSLMode,
+		ProvisioningStatuses: cfg.Checks.ProvisioningStuck.Statuses,
+		ProvisioningCutoff:   r.env.Now().Add(-cfg.Checks.ProvisioningStuck.Threshold.D()),
 	}
 	e.applier = &repair.Applier{
 		DB: pool, Store: store,
@@ -247,4 +259,26 @@ func (e *repairEngine) run(ctx context.Context, results []check.Result, tenants 
 	}
 	repair.Verify(vctx, e.store, rep.Actions, remaining, e.r.logger.With("component", "repair"))
 	return rep, nil
+}
+
+// leadFor takes the daemon's leader lock (package leader) on a connection
+// of its own for as long as a repair --apply runs, or says who holds it.
+func leadFor(ctx context.Context, pool *pgxpool.Pool) (release func(), err error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("take the leader lock: %w", err)
+	}
+	var got bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", leader.Key).Scan(&got); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("take the leader lock: %w", err)
+	}
+	if !got {
+		conn.Release()
+		return nil, errors.New("a tenantdrift serve holds the leader lock: only the leader repairs, and it does after each run when repair.enabled and a mode says apply; run `repair` without --apply to see the plan, or stop the daemon first")
+	}
+	return func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", leader.Key)
+		conn.Release()
+	}, nil
 }

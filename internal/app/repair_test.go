@@ -16,6 +16,7 @@ import (
 
 	"github.com/tenantdrift/tenantdrift/internal/app"
 	"github.com/tenantdrift/tenantdrift/internal/laravel"
+	"github.com/tenantdrift/tenantdrift/internal/leader"
 	"github.com/tenantdrift/tenantdrift/internal/pgtest"
 	"github.com/tenantdrift/tenantdrift/internal/serverproc"
 )
@@ -384,4 +385,57 @@ func TestRepairAnnouncedInSlack(t *testing.T) {
 	res = run(t, env, "repair", "--config", cfg, "--apply")
 	require.Equal(t, app.ExitOK, res.code, res.stdout+res.stderr)
 	assert.Len(t, slack.requests(), 1, "nothing to do, nothing to say")
+}
+
+func TestRepairApplyWaitsForNoLeader(t *testing.T) {
+	dsn, pool := landlord(t)
+	_, user := repairLandlord(t, pool, 30)
+	cfg := repairConfig(t, user, "")
+	env := map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn, "APP_KEY": appKey, "TENANT_DB_PASSWORD": repairPW}
+	// A daemon leads: it holds the leader lock on the landlord.
+	conn, err := pool.Acquire(context.Background())
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(context.Background(), "SELECT pg_advisory_lock($1)", leader.Key)
+	require.NoError(t, err)
+	before := checksum(t, pool)
+
+	res := run(t, env, "repair", "--config", cfg, "--apply")
+	assert.Equal(t, app.ExitError, res.code)
+	assert.Contains(t, res.stderr, "a tenantdrift serve holds the leader lock: only the leader repairs")
+	assert.Equal(t, before, checksum(t, pool))
+	res = run(t, env, "repair", "--config", cfg)
+	assert.Equal(t, app.ExitDrift, res.code, "the plan needs no lock: %s", res.stderr)
+
+	_, err = conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", leader.Key)
+	require.NoError(t, err)
+	res = run(t, env, "repair", "--config", cfg, "--apply")
+	assert.Equal(t, app.ExitOK, res.code, res.stdout+res.stderr)
+}
+
+func TestServeAnnouncesARepeatedFailureOnce(t *testing.T) {
+	dsn, pool := landlord(t)
+	_, user := repairLandlord(t, pool, 30)
+	slack := newFakeSlack(t)
+	// A wrong password for alpha: its insert fails every run.
+	env := map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn, "APP_KEY": appKey, "TENANT_DB_PASSWORD": "not-" + repairPW}
+	d := startServe(t, env, fastConfig+fmt.Sprintf(`  db_unreachable:
+    enabled: false
+state: {enabled: true}
+repair:
+  enabled: true
+  actions:
+    registry_missing: {mode: apply, host: 127.0.0.1, port: %d, username: "%s", password: "${TENANT_DB_PASSWORD}"}
+`, pgtest.Server(t).Port, strings.ReplaceAll(user, "alpha", "{{slug}}"))+slack.config())
+	d.waitMetric(`tenantdrift_repairs_total{action="insert_database_row",result="failed"}`, "3")
+	assert.Equal(t, app.ExitOK, d.stop())
+	var failures []string
+	for _, r := range slack.requests() {
+		if strings.Contains(r.Form.Get("text"), "tenantdrift repaired") {
+			failures = append(failures, r.Form.Get("blocks"))
+		}
+	}
+	require.Len(t, failures, 1, "three failed runs, one announcement")
+	assert.Contains(t, failures[0], "did not accept the credentials (auth_failed")
+	assert.NotContains(t, failures[0], repairPW)
 }

@@ -66,8 +66,11 @@ type daemon struct {
 	elector   *leader.Elector
 	notifier  *notifier // nil without Slack
 	repairs   *repair.Metrics
-	intervals map[string]time.Duration
-	started   time.Time
+	// repairNews keeps a repair that keeps failing, or a breaker that
+	// stays open, from being announced every run.
+	repairNews repairNews
+	intervals  map[string]time.Duration
+	started    time.Time
 
 	storeMu  sync.Mutex // held while opening the store: I/O, so apart from mu
 	store    *state.Store
@@ -437,13 +440,29 @@ func (d *daemon) repair(ctx context.Context, inst check.Instance, res check.Resu
 	}
 	d.mu.Lock()
 	tenants := d.tenants
+	d.mu.Unlock()
+	if tenants < 0 {
+		logger.Warn("registry not counted in this run: no repairs without a complete observation")
+		return res
+	}
+	// The breaker weighs every check's drift: this run's, and the other
+	// checks' open findings in the shared history (complete after a
+	// restart or a handover, unlike this replica's memory).
+	open, err := store.OpenFindings(ctx)
+	if err != nil {
+		logger.Error("read open findings: no repairs without the breaker's input", "err", err)
+		return res
+	}
 	results := []check.Result{res}
-	for name, fs := range d.findings {
-		if name != inst.Name {
-			results = append(results, check.Result{Name: name, Findings: fs})
+	others := map[string][]check.Finding{}
+	for _, f := range open {
+		if f.Check != inst.Name {
+			others[f.Check] = append(others[f.Check], f.Finding)
 		}
 	}
-	d.mu.Unlock()
+	for name, fs := range others {
+		results = append(results, check.Result{Name: name, Findings: fs})
+	}
 	e := d.r.newRepairEngine(d.cfg, d.landlord, reg, store, "tenantdrift serve")
 	var after *check.Result
 	rep, err := e.run(ctx, results, tenants, true, []string{inst.Name}, func(ctx context.Context, _ []string) ([]check.Result, error) {
@@ -455,7 +474,7 @@ func (d *daemon) repair(ctx context.Context, inst check.Instance, res check.Resu
 	if err != nil {
 		logger.Error("repair", "err", err)
 	}
-	if err := d.notifier.announceRepairs(ctx, store, rep); err != nil {
+	if err := d.notifier.announceRepairs(ctx, store, d.repairNews.filter(inst.Name, rep)); err != nil {
 		logger.Error("announce repairs", "err", err)
 	}
 	if rep != nil {

@@ -28,9 +28,10 @@ type write struct {
 
 	// insert: columns and values; exprs maps the index of a column whose
 	// value is an SQL expression (now(), gen_random_uuid()) to it.
-	insertCols []string
-	insertVals []any
-	exprs      map[int]string
+	insertCols  []string
+	insertVals  []any
+	insertTypes []string // SQL type of each column, "" when unknown
+	exprs       map[int]string
 	// probe, when set, must succeed first: the database a row will name
 	// accepts exactly its credentials.
 	probe *probe.Target
@@ -47,11 +48,15 @@ type write struct {
 	casCol string
 	casVal *time.Time
 	// ... and guardTable.guardCol, on the row guardKeyCol = guardKeyVal,
-	// still holds after (the source of truth has not moved).
-	guardTable  pgx.Identifier
-	guardKeyCol string
-	guardKeyVal string
-	guardCol    string
+	// still holds after (the source of truth has not moved); for an
+	// insert, guardValue (the tenant still names the database), with
+	// guardNotDeleted, when set, NULL (the tenant is not soft-deleted).
+	guardTable      pgx.Identifier
+	guardKeyCol     string
+	guardKeyVal     string
+	guardCol        string
+	guardValue      *string
+	guardNotDeleted string
 
 	touchUpdatedAt bool
 }
@@ -179,6 +184,21 @@ func (ap *Applier) one(ctx context.Context, a *Action) (status, reason string) {
 func (ap *Applier) insert(ctx context.Context, tx pgx.Tx, a *Action) (bool, error) {
 	w := a.write
 	tenantCol, dbCol := w.insertCols[0], w.insertCols[1] // tenant_id and database_name come first
+	if w.guardTable != nil {
+		q := "SELECT 1 FROM " + w.guardTable.Sanitize() + " AS g WHERE g." + col(w.guardKeyCol) + " = $1 AND g." +
+			col(w.guardCol) + "::text IS NOT DISTINCT FROM $2::text"
+		if w.guardNotDeleted != "" {
+			q += " AND g." + col(w.guardNotDeleted) + " IS NULL"
+		}
+		var one int
+		err := tx.QueryRow(ctx, q+" FOR SHARE", w.guardKeyVal, w.guardValue).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return false, nil // renamed, deleted or gone since the plan
+		}
+		if err != nil {
+			return false, fmt.Errorf("recheck the tenant: %w", err)
+		}
+	}
 	var exists bool
 	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+w.table.Sanitize()+" WHERE "+col(tenantCol)+" = $1 OR "+col(dbCol)+" = $2)",
 		w.insertVals[0], w.insertVals[1]).Scan(&exists); err != nil {
@@ -196,6 +216,10 @@ func (ap *Applier) insert(ctx context.Context, tx pgx.Tx, a *Action) (bool, erro
 		}
 		args = append(args, w.insertVals[i])
 		placeholders[i] = fmt.Sprintf("$%d", len(args))
+		if i < len(w.insertTypes) && w.insertTypes[i] != "" {
+			// Values travel as text and become the column's type here.
+			placeholders[i] = fmt.Sprintf("CAST($%d::text AS %s)", len(args), w.insertTypes[i])
+		}
 	}
 	cols := make([]string, len(w.insertCols))
 	for i, c := range w.insertCols {
@@ -210,7 +234,15 @@ func (ap *Applier) insert(ctx context.Context, tx pgx.Tx, a *Action) (bool, erro
 // update changes one column if the row (and the source of truth) still
 // hold what the plan saw.
 func (ap *Applier) update(ctx context.Context, tx pgx.Tx, w write) (bool, error) {
+	if w.guardTable != nil && w.casCol != "" {
+		return false, errors.New("a guarded copy with a timestamp guard is not supported")
+	}
 	set := col(w.col) + " = $1"
+	if w.guardTable != nil {
+		// The value comes from the source of truth itself, in its own
+		// type; $1 (its text) only guards that it has not moved.
+		set = fmt.Sprintf("%s = (SELECT g.%s FROM %s AS g WHERE g.%s = $4)", col(w.col), col(w.guardCol), w.guardTable.Sanitize(), col(w.guardKeyCol))
+	}
 	if w.touchUpdatedAt {
 		set += ", updated_at = now()"
 	}
@@ -225,6 +257,7 @@ func (ap *Applier) update(ctx context.Context, tx pgx.Tx, w write) (bool, error)
 		where += fmt.Sprintf(" AND EXISTS (SELECT 1 FROM %s AS g WHERE g.%s = $%d AND g.%s::text IS NOT DISTINCT FROM $1::text)",
 			w.guardTable.Sanitize(), col(w.guardKeyCol), len(args), col(w.guardCol))
 	}
+
 	tag, err := tx.Exec(ctx, "UPDATE "+w.table.Sanitize()+" SET "+set+" WHERE "+where, args...)
 	if err != nil {
 		return false, fmt.Errorf("update %s: %w", w.col, err)

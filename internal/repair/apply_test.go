@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -293,4 +294,113 @@ func TestRacingInsertsWriteOneRow(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "race-pw", string(plain))
 	assert.Equal(t, user, f.value(t, "SELECT database_username FROM tenant_databases WHERE tenant_id = $1", foxtrot))
+}
+
+func TestSetStatusSparesARowThatFinishedProvisioning(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	_, err := f.pool.Exec(ctx, "UPDATE tenant_databases SET status = 'provisioning', created_at = now() - interval '2 days' WHERE id = $1", charDB)
+	require.NoError(t, err)
+	f.planner.Config.Actions.ProvisioningStuck.Mode = config.ModeApply
+	f.planner.ProvisioningStatuses = []string{"provisioning"}
+	f.planner.ProvisioningCutoff = time.Now().Add(-30 * time.Minute)
+	stuck := check.Finding{Check: config.CheckProvisioningStuck, TenantID: charlie, TenantSlug: "charlie", Key: charDB, Actual: "provisioning", Fingerprint: "fp-stuck"}
+
+	// The job finishes between the check and the plan.
+	_, err = f.pool.Exec(ctx, "UPDATE tenant_databases SET status = 'active' WHERE id = $1", charDB)
+	require.NoError(t, err)
+	actions, un, err := f.planner.Plan(ctx, []check.Finding{stuck})
+	require.NoError(t, err)
+	assert.Empty(t, actions)
+	assert.Equal(t, map[string]int{"the row is no longer stuck in provisioning": 1}, un[config.CheckProvisioningStuck])
+	assert.Equal(t, "active", f.value(t, "SELECT status FROM tenant_databases WHERE id = $1", charDB))
+
+	// Still stuck: given up on.
+	_, err = f.pool.Exec(ctx, "UPDATE tenant_databases SET status = 'provisioning' WHERE id = $1", charDB)
+	require.NoError(t, err)
+	got := f.applier.Apply(ctx, f.plan(t, stuck))
+	assert.Equal(t, repair.StatusApplied, got[0].Status, got[0].Reason)
+	assert.Equal(t, "failed", f.value(t, "SELECT status FROM tenant_databases WHERE id = $1", charDB))
+}
+
+func TestInsertRechecksTheTenant(t *testing.T) {
+	for _, tc := range []struct{ name, change string }{
+		{"renamed database", "UPDATE tenants SET database_name = 'tenant_golf_v2' WHERE id = $1"},
+		{"soft-deleted", "UPDATE tenants SET deleted_at = now() WHERE id = $1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := setup(t)
+			ctx := context.Background()
+			const golf = "90000000-0000-4000-8000-000000000007"
+			_, err := f.pool.Exec(ctx, `INSERT INTO tenants (id, name, email, slug, database_name, created_at) VALUES ($1, 'Golf', 'g@x.test', 'golf', 'tenant_golf', now())`, golf)
+			require.NoError(t, err)
+			f.planner.Config.Actions.RegistryMissing.Password = "pw"
+			drift := check.Finding{Check: config.CheckRegistryMissing, TenantID: golf, TenantSlug: "golf", Fingerprint: "fp-golf"}
+			actions := f.plan(t, drift)
+			_, err = f.pool.Exec(ctx, tc.change, golf)
+			require.NoError(t, err)
+			// The probe would fail here (no such database): drop it to
+			// reach the recheck inside the transaction.
+			got := f.applier.Apply(ctx, repair.WithoutProbe(actions))
+			assert.Equal(t, repair.StatusConflict, got[0].Status, got[0].Reason)
+			assert.Equal(t, "0", f.value(t, "SELECT count(*)::text FROM tenant_databases WHERE tenant_id = $1", golf))
+		})
+	}
+}
+
+func TestCopyNonTextAndSharedValues(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	// An integer column both tables have, and status, which many tenants
+	// share: neither is unique, both copy.
+	for _, q := range []string{
+		"ALTER TABLE tenants ADD COLUMN plan_id integer",
+		"ALTER TABLE tenant_databases ADD COLUMN plan_id integer",
+		"UPDATE tenants SET plan_id = 7, status = 'suspended' WHERE id = '" + bravo + "'",
+		"UPDATE tenant_databases SET plan_id = 3, status = 'active'",
+	} {
+		_, err := f.pool.Exec(ctx, q)
+		require.NoError(t, err, q)
+	}
+	reg, err := tenant.Resolve(ctx, f.pool, config.Default().Registry, []string{"slug", "status", "plan_id"})
+	require.NoError(t, err)
+	layout, _ := reg.Layout()
+	f.planner.Layout = layout
+	f.planner.Config.Actions.FieldMismatch.SourceOfTruth = map[string]string{"plan_id": config.SourceTenants, "status": config.SourceDatabases}
+	got := f.applier.Apply(ctx, f.plan(t,
+		check.Finding{Check: config.CheckFieldMismatch, TenantID: bravo, TenantSlug: "bravo", Field: "plan_id", Fingerprint: "fp-plan"},
+		check.Finding{Check: config.CheckFieldMismatch, TenantID: bravo, TenantSlug: "bravo", Field: "status", Fingerprint: "fp-status"}))
+	for _, a := range got {
+		assert.Equal(t, repair.StatusApplied, a.Status, "%s: %s", a.Column, a.Reason)
+	}
+	assert.Equal(t, "7", f.value(t, "SELECT plan_id::text FROM tenant_databases WHERE id = $1", bravoDB))
+	assert.Equal(t, "active", f.value(t, "SELECT status FROM tenants WHERE id = $1", bravo))
+}
+
+func TestInsertIntoStringPortsAndTakenNames(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	// A schema that keeps the port as a string.
+	_, err := f.pool.Exec(ctx, `ALTER TABLE tenant_databases ALTER COLUMN port TYPE varchar(10) USING port::text, ALTER COLUMN port DROP DEFAULT`)
+	require.NoError(t, err)
+	reg, err := tenant.Resolve(ctx, f.pool, config.Default().Registry, []string{"slug"})
+	require.NoError(t, err)
+	layout, _ := reg.Layout()
+	f.planner.Layout = layout
+	f.planner.Config.Actions.RegistryMissing.Password = "pw"
+	const hotel, india = "90000000-0000-4000-8000-000000000008", "90000000-0000-4000-8000-000000000009"
+	_, err = f.pool.Exec(ctx, `INSERT INTO tenants (id, name, email, slug, database_name, created_at) VALUES
+		($1, 'Hotel', 'h@x.test', 'hotel', 'tenant_hotel', now()), ($2, 'India', 'i@x.test', 'india', 'tenant_bravo', now())`, hotel, india)
+	require.NoError(t, err)
+	actions, un, err := f.planner.Plan(ctx, []check.Finding{
+		{Check: config.CheckRegistryMissing, TenantID: hotel, TenantSlug: "hotel", Fingerprint: "fp-hotel"},
+		{Check: config.CheckRegistryMissing, TenantID: india, TenantSlug: "india", Fingerprint: "fp-india"},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{"another row already names this database: registry_duplicate needs a human": 1}, un[config.CheckRegistryMissing])
+	require.Len(t, actions, 1)
+	actions = repair.Decide(actions, repair.Policy{Config: f.planner.Config, Apply: true, Tenants: 100, DriftTenants: 2})
+	got := f.applier.Apply(ctx, repair.WithoutProbe(actions))
+	assert.Equal(t, repair.StatusApplied, got[0].Status, got[0].Reason)
+	assert.Equal(t, "5432", f.value(t, "SELECT port FROM tenant_databases WHERE tenant_id = $1", hotel))
 }

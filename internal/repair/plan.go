@@ -38,6 +38,11 @@ type Planner struct {
 	LandlordHost string
 	// SSLMode is used to probe a database before its row is inserted.
 	SSLMode string
+	// ProvisioningStatuses and ProvisioningCutoff are provisioning_stuck's:
+	// a row is set to a final status only while it is still in one of
+	// these statuses and was created before the cutoff.
+	ProvisioningStatuses []string
+	ProvisioningCutoff   time.Time
 
 	pwLimit *int // the password column's length limit, once read; 0 = none
 }
@@ -118,7 +123,13 @@ func (p *Planner) Plan(ctx context.Context, findings []check.Finding) ([]Action,
 			a, why, err = p.setStatus(ctx, f)
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("plan %s for tenant %s: %w", name, f.TenantID, err)
+			if ctx.Err() != nil {
+				return nil, nil, fmt.Errorf("plan %s for tenant %s: %w", name, f.TenantID, err)
+			}
+			// One odd row (a value that does not scan, a NULL key) never
+			// holds back the others' repairs.
+			un.add(f.Check, "cannot read the row: "+err.Error())
+			continue
 		}
 		if why != "" {
 			un.add(f.Check, why)
@@ -167,6 +178,15 @@ func (p *Planner) insertRow(ctx context.Context, f check.Finding) (Action, strin
 	if db == nil || *db == "" {
 		return Action{}, "the tenant has no database_name", nil
 	}
+	if ddb, ok := p.dbCol("database_name"); ok {
+		var taken bool
+		if err := p.DB.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+p.Layout.Databases.Sanitize()+" AS d WHERE d."+col(ddb)+"::text = $1)", *db).Scan(&taken); err != nil {
+			return Action{}, "", err
+		}
+		if taken {
+			return Action{}, "another row already names this database: registry_duplicate needs a human", nil
+		}
+	}
 	host := rm.Host
 	if host == "" {
 		host = p.LandlordHost
@@ -195,7 +215,7 @@ func (p *Planner) insertRow(ctx context.Context, f check.Finding) (Action, strin
 		{"username", user, user},
 		{"password", encrypted, Masked + " (encrypted)"},
 		{"host", host, host},
-		{"port", rm.Port, strconv.Itoa(rm.Port)},
+		{"port", strconv.Itoa(rm.Port), strconv.Itoa(rm.Port)},
 		{"driver", rm.Driver, rm.Driver},
 		{"status", rm.Status, rm.Status},
 	}
@@ -227,15 +247,53 @@ func (p *Planner) insertRow(ctx context.Context, f check.Finding) (Action, strin
 		}
 	}
 	w.tenantID = f.TenantID
+	// Apply rechecks, under a lock, that the tenant still names this
+	// database and is not deleted.
+	w.guardTable, w.guardKeyCol, w.guardKeyVal, w.guardCol = p.Layout.Tenants, tid, f.TenantID, tdb
+	w.guardValue = db
+	if slices.Contains(p.Layout.TenantColumns, "deleted_at") {
+		w.guardNotDeleted = "deleted_at"
+	}
 	w.probe = &probe.Target{Host: host, Port: rm.Port, Database: *db, User: user, Password: rm.Password.Reveal(),
 		Driver: probe.NormalizeDriver(rm.Driver), SSLMode: p.SSLMode}
 	if err := p.rowID(ctx, &w); err != nil {
+		return Action{}, "", err
+	}
+	if err := p.columnTypes(ctx, &w); err != nil {
 		return Action{}, "", err
 	}
 	return Action{
 		Table: p.Layout.Databases.Sanitize(), Column: strings.Join(cols, ","),
 		After: ptr(strings.Join(shown, ", ")), values: kv, write: w,
 	}, "", nil
+}
+
+// columnTypes records the SQL type of every inserted column, so that each
+// value, passed as text, is cast to it: a port or an id may be an integer
+// in one schema and a string in another.
+func (p *Planner) columnTypes(ctx context.Context, w *write) error {
+	rows, err := p.DB.Query(ctx, `SELECT a.attname::text, format_type(a.atttypid, a.atttypmod)
+		FROM pg_attribute AS a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped`, p.Layout.Databases.Sanitize())
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", p.Layout.Databases.Sanitize(), err)
+	}
+	types, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) ([2]string, error) {
+		var c [2]string
+		err := row.Scan(&c[0], &c[1])
+		return c, err
+	})
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", p.Layout.Databases.Sanitize(), err)
+	}
+	w.insertTypes = make([]string, len(w.insertCols))
+	for i, c := range w.insertCols {
+		for _, t := range types {
+			if t[0] == c {
+				w.insertTypes[i] = t[1]
+			}
+		}
+	}
+	return nil
 }
 
 // rowID adds the new row's id to an insert when the id column has no
@@ -295,13 +353,16 @@ func (p *Planner) copyField(ctx context.Context, f check.Finding) (Action, strin
 	if rows != 1 {
 		return Action{}, fmt.Sprintf("the tenant has %d tenant_databases rows: registry_duplicate needs a human", rows), nil
 	}
-	// A value another row already holds would make two tenants claim one
-	// slug or database: that is registry_duplicate's, and needs a human.
+	if rowID == nil {
+		return Action{}, "the tenant_databases row has no id", nil
+	}
+	// A slug or database name another row already holds would make two
+	// tenants claim one: that is registry_duplicate's, and needs a human.
 	value := tval
 	if src == config.SourceDatabases {
 		value = dval
 	}
-	if value != nil {
+	if value != nil && (f.Field == "slug" || f.Field == "database_name") {
 		var claims int
 		err := p.DB.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+p.Layout.Tenants.Sanitize()+` AS t WHERE t.`+col(tcol)+`::text = $1 AND t.`+col(tid)+` <> $2)
 			+ (SELECT count(*) FROM `+p.Layout.Databases.Sanitize()+` AS d WHERE d.`+col(dcol)+`::text = $1 AND d.`+col(dtid)+` <> $2)`,
@@ -453,6 +514,14 @@ func (p *Planner) setStatus(ctx context.Context, f check.Finding) (Action, strin
 	}
 	if err != nil {
 		return Action{}, "", err
+	}
+	// Provisioning may have finished since the check ran: only a row still
+	// in the status it saw, and still past the threshold, is given up on.
+	if status == nil || *status != f.Actual || !slices.Contains(p.ProvisioningStatuses, *status) {
+		return Action{}, "the row is no longer stuck in provisioning", nil
+	}
+	if createdAt != nil && !p.ProvisioningCutoff.IsZero() && !createdAt.Before(p.ProvisioningCutoff) {
+		return Action{}, "the row is no longer past the provisioning threshold", nil
 	}
 	set := p.Config.Actions.ProvisioningStuck.SetStatus
 	w := write{kind: writeUpdate, tenantID: f.TenantID, table: p.Layout.Databases, keyCol: did, keyVal: f.Key,

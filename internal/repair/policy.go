@@ -25,7 +25,12 @@ type Policy struct {
 // be applied, and says why.
 func (p Policy) BreakerOpen() (bool, string) {
 	if p.Tenants <= 0 {
-		return false, ""
+		if p.DriftTenants == 0 {
+			return false, ""
+		}
+		// Drift against no (or an unknown number of) tenants cannot be
+		// weighed: an emptied or unreadable registry is an outage.
+		return true, fmt.Sprintf("circuit breaker open: %d tenants show drift but the registry counts none (or could not be counted); nothing is applied", p.DriftTenants)
 	}
 	share := float64(p.DriftTenants) / float64(p.Tenants)
 	if share <= p.Config.BreakerRatio {

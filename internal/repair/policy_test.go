@@ -76,8 +76,10 @@ func TestDecide(t *testing.T) {
 		{name: "incomplete check", policy: repair.Policy{Config: applyAll(), Apply: true, Tenants: 100, DriftTenants: 1,
 			Incomplete: map[string]string{config.CheckFieldMismatch: "timed out"}},
 			actions: actions(1, config.CheckFieldMismatch), wantStatus: []string{"skipped"}, reason: "did not complete in this run (timed out)"},
-		{name: "no tenants counted", policy: repair.Policy{Config: applyAll(), Apply: true},
-			actions: actions(1, config.CheckFieldMismatch), wantStatus: []string{"planned"}, wantApply: 1},
+		{name: "no tenants counted opens the breaker", policy: repair.Policy{Config: applyAll(), Apply: true, Tenants: -1, DriftTenants: 5000},
+			actions: actions(1, config.CheckFieldMismatch), wantStatus: []string{"skipped"}, reason: "the registry counts none (or could not be counted)"},
+		{name: "an empty registry opens the breaker", policy: repair.Policy{Config: applyAll(), Apply: true, Tenants: 0, DriftTenants: 1},
+			actions: actions(1, config.CheckFieldMismatch), wantStatus: []string{"skipped"}, reason: "circuit breaker open"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
