@@ -58,8 +58,8 @@ type Outbox interface {
 // thread or edit, every item is its own message: a resolved_reply renders
 // as the standalone Resolved message (the check's title, the findings and
 // when they resolved), a reminder as usual, and a resolved_edit is marked
-// sent without a request, since the resolved_reply of the same resolution
-// already says it.
+// sent without a request (counted as skipped in the metrics), since the
+// resolved_reply of the same resolution already says it.
 type Payload struct {
 	Severity     string                    `json:"severity,omitempty"`
 	Findings     []PayloadFinding          `json:"findings,omitempty"`
@@ -212,14 +212,16 @@ type outcome int
 const (
 	outcomeSkipped outcome = iota // lease lost or store error: the item comes back
 	outcomeSent
+	outcomeDone // nothing to send: marked sent without a request
 	outcomeRetry
 	outcomeUncertain // may have been delivered: final
 	outcomeFailed    // final
 )
 
 // DeliverOnce claims one batch of due items and delivers each in order. It
-// returns how many were sent and how many ended failed or uncertain (items
-// to retry count in neither), and the store's errors, joined: an item
+// returns how many were sent (or done without a request: an edit with
+// nothing to edit) and how many ended failed or uncertain (items to retry
+// count in neither), and the store's errors, joined: an item
 // whose outcome could not be recorded comes back after its lease and, if
 // its request was made, is then marked uncertain.
 func (d *Deliverer) DeliverOnce(ctx context.Context) (sent, failed int, err error) {
@@ -237,7 +239,7 @@ func (d *Deliverer) DeliverOnce(ctx context.Context) (sent, failed int, err erro
 			errs = append(errs, err)
 		}
 		switch o {
-		case outcomeSent:
+		case outcomeSent, outcomeDone:
 			sent++
 		case outcomeUncertain, outcomeFailed:
 			failed++
@@ -329,7 +331,7 @@ func (d *Deliverer) deliver(ctx context.Context, e state.OutboxEntry) (outcome, 
 func (d *Deliverer) deliverWebhook(ctx context.Context, log *slog.Logger, e state.OutboxEntry) (outcome, error) {
 	if e.Kind == state.KindResolvedEdit {
 		log.Debug("a webhook cannot edit a message: the resolution is its own message")
-		return d.mark(ctx, log, e, outcomeSent, "", "")
+		return d.mark(ctx, log, e, outcomeDone, "", "")
 	}
 	kind := e.Kind
 	if kind == state.KindResolvedReply {
@@ -399,6 +401,9 @@ func (d *Deliverer) mark(ctx context.Context, log *slog.Logger, e state.OutboxEn
 	case outcomeSent:
 		result = ResultSent
 		err = d.outbox.MarkSent(ctx, e.ID, ts)
+	case outcomeDone:
+		result = ResultSkipped
+		err = d.outbox.MarkSent(ctx, e.ID, "")
 	case outcomeRetry:
 		wait := min(d.opts.Backoff<<min(max(e.Attempts-1, 0), 20), maxRetryBackoff)
 		log.Warn("slack delivery failed, will retry", "attempt", e.Attempts, "wait", wait, "err", reason)
