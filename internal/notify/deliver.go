@@ -51,8 +51,11 @@ type Outbox interface {
 //     (why nothing was applied: the breaker), Total (actions held back
 //     for the next run). Posted.
 //
-// A reply or an edit whose original message is unknown (never posted,
-// uncertain, failed) is posted as a new message instead.
+// A reply or a reminder whose original message is unknown (never posted,
+// uncertain, failed) is posted as a new message instead. An edit whose
+// original is unknown is marked sent without a request (counted as
+// skipped): the resolved_reply of the same resolution is already its own
+// message.
 //
 // Through an incoming webhook (DelivererOptions.WebhookURL), which cannot
 // thread or edit, every item is its own message: a resolved_reply renders
@@ -274,12 +277,18 @@ func (d *Deliverer) deliver(ctx context.Context, e state.OutboxEntry) (outcome, 
 		if err != nil {
 			return outcomeSkipped, fmt.Errorf("deliver outbox item %d: %w", e.ID, err)
 		}
-		if ok {
+		switch {
+		case ok:
 			how, channel, ts = opReply, ch, origTS
 			if e.Kind == state.KindResolvedEdit {
 				how = opEdit
 			}
-		} else {
+		case e.Kind == state.KindResolvedEdit:
+			// The resolved_reply of the same resolution is posted as a
+			// new message already; a second would say the same.
+			log.Info("original slack message unknown: nothing to edit, the resolution is its own message", "thread_key", e.ThreadKey)
+			return d.mark(ctx, log, e, outcomeDone, "", "")
+		default:
 			log.Warn("original slack message unknown, posting a new message", "thread_key", e.ThreadKey)
 		}
 	}
