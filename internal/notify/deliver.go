@@ -52,8 +52,9 @@ type Outbox interface {
 //     for the next run). Posted.
 //
 // A reply or a reminder whose original message is unknown (never posted,
-// uncertain, failed) is posted as a new message instead. An edit whose
-// original is unknown is marked sent without a request (counted as
+// uncertain, failed) is posted as a new message instead, a resolved_reply
+// then as the standalone Resolved message, which names the check. An edit
+// whose original is unknown is marked sent without a request (counted as
 // skipped): the resolved_reply of the same resolution is already its own
 // message.
 //
@@ -290,6 +291,13 @@ func (d *Deliverer) deliver(ctx context.Context, e state.OutboxEntry) (outcome, 
 			return d.mark(ctx, log, e, outcomeDone, "", "")
 		default:
 			log.Warn("original slack message unknown, posting a new message", "thread_key", e.ThreadKey)
+			if e.Kind == state.KindResolvedReply {
+				// Standalone, it must name its check: the Resolved
+				// rendering, as through a webhook.
+				if msg, err = Render(state.KindResolvedEdit, e.Check, e.Payload, d.opts.Render); err != nil {
+					return d.mark(ctx, log, e, outcomeFailed, err.Error(), "")
+				}
+			}
 		}
 	}
 	if channel == "" {

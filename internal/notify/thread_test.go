@@ -257,9 +257,9 @@ func TestDeliverAuditStorm(t *testing.T) {
 }
 
 // TestDeliverResolvedOriginalUnknown: when the announcement was never
-// posted, the resolution of its last finding is one new message; the edit
-// of the unknown original makes no request and is counted as skipped, not
-// sent.
+// posted, the resolution of its last finding is one new message, which
+// names the check; the edit of the unknown original makes no request and
+// is counted as skipped, not sent.
 func TestDeliverResolvedOriginalUnknown(t *testing.T) {
 	pool := pgtest.NewPool(t)
 	clock := &fakeClock{now: t0}
@@ -286,6 +286,11 @@ func TestDeliverResolvedOriginalUnknown(t *testing.T) {
 	require.Equal(t, []string{"/api/chat.postMessage"}, methods(reqs), "one resolution message, not two")
 	assert.Empty(t, reqs[0].Form.Get("thread_ts"))
 	assert.Equal(t, "C1", reqs[0].Form.Get("channel"))
+	assert.Equal(t, "Resolved: registry_missing: Tenant without a database row, 1 tenant", reqs[0].Form.Get("text"),
+		"a standalone resolution names its check")
+	assert.Contains(t, reqs[0].Form.Get("blocks"), "Tenant without a database row")
+	assert.Contains(t, reqs[0].Form.Get("blocks"), "acme")
+	assert.Contains(t, reqs[0].Form.Get("blocks"), "after 3h")
 	assert.Equal(t, []string{"failed", "sent", "sent"}, outboxStates(t, pool))
 
 	count := func(kind, result string) float64 {
