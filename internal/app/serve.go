@@ -150,20 +150,31 @@ func (r *runtime) serve(ctx context.Context, cfg *config.Config, listen string) 
 	electDone := make(chan struct{})
 	go func() { defer close(electDone); d.elector.Run(electCtx) }()
 	sched.Start(ctx)
-	go d.followHistory(ctx)
+	// The background loops watch ctx; they are waited for (below) before
+	// the deferred close closes the pools they use.
+	var bg sync.WaitGroup
+	bg.Go(func() { d.followHistory(ctx) })
 	if d.notifier != nil {
-		go d.deliverLoop(ctx)
+		bg.Go(func() { d.deliverLoop(ctx) })
 	}
 	if cfg.IsRunOnStart() {
-		go d.runOnStart(ctx, sched)
+		bg.Go(func() { d.runOnStart(ctx, sched) })
 	}
 
 	<-ctx.Done()
 	grace := cfg.Server.ShutdownGrace.D()
+	deadline := time.Now().Add(grace)
 	r.logger.Info("shutting down", "grace", grace)
+	bgDone := make(chan struct{})
+	go func() { bg.Wait(); close(bgDone) }()
 	code := ExitOK
 	if err := sched.Stop(grace); err != nil {
 		r.logger.Error("checks still running at shutdown", "err", err)
+		code = ExitError
+	}
+	// Within the same grace as the checks: they stopped side by side.
+	if !waitUntil(bgDone, deadline) {
+		r.logger.Error("background tasks still running at shutdown", "grace", grace)
 		code = ExitError
 	}
 	stopElect()
@@ -172,6 +183,24 @@ func (r *runtime) serve(ctx context.Context, cfg *config.Config, listen string) 
 	defer cancel()
 	_ = srv.Shutdown(shutCtx) // in-flight scrapes finish or are cut at the grace
 	return code
+}
+
+// waitUntil waits for done to close until deadline and reports whether
+// it did.
+func waitUntil(done <-chan struct{}, deadline time.Time) bool {
+	select {
+	case <-done:
+		return true
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 func mustParse(spec string) schedule.Schedule {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantdrift/tenantdrift/internal/app"
+	"github.com/tenantdrift/tenantdrift/internal/notify"
 	"github.com/tenantdrift/tenantdrift/internal/state"
 )
 
@@ -239,4 +241,77 @@ func TestServeCrashBeforePosting(t *testing.T) {
 	assert.Equal(t, 1, postsAbout(reqs, "test1"), "posted exactly once")
 	assert.Len(t, driftPosts(reqs), 1)
 	assertNoTokenLeak(t, reqs, first.stderr.String(), second.stderr.String())
+}
+
+// TestServeWaitsForDeliveryOnShutdown: the outbox drain in the background
+// (not a scheduled run) is mid-delivery when the daemon is told to stop.
+// serve waits for it to record the outcome before it closes the pools:
+// it does not return first, and nothing fails on a closed pool.
+func TestServeWaitsForDeliveryOnShutdown(t *testing.T) {
+	t.Parallel()
+	dsn, pool := landlord(t)
+	// An item waiting in the outbox before the daemon starts, and no
+	// check runs to deliver it: only the background drain will.
+	s, err := state.Open(context.Background(), pool, "", time.Now)
+	require.NoError(t, err)
+	require.NoError(t, s.Enqueue(context.Background(), state.OutboxItem{Kind: state.KindDegraded,
+		Payload: notify.Payload{Reason: "a test item"}}))
+
+	// Slack keeps rate-limiting, so the drain waits in the Client.
+	f := &fakeSlack{}
+	arrived := make(chan struct{})
+	var once sync.Once
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.serve(httptest.NewRecorder(), r) // recorded
+		once.Do(func() { close(arrived) })
+		w.Header().Set("Retry-After", "60")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	t.Cleanup(f.Close)
+	f.tokenFile = secretFile(t, slackCanary)
+
+	// The daemon's clock stalls while held: the drain, done waiting,
+	// reads it to schedule its retry, and stalls there for a second.
+	var hold atomic.Bool
+	release := make(chan struct{})
+	now := func() time.Time {
+		if hold.Load() {
+			<-release
+		}
+		return time.Now()
+	}
+	cfg := `
+schedule: "@every 1h"
+run_on_start: false
+leader:
+  heartbeat: 200ms
+server:
+  shutdown_grace: 5s
+` + f.config()
+	d := startServeClock(t, map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn}, cfg, now)
+	select {
+	case <-arrived:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the drain never reached Slack: %s", d.stderr.String())
+	}
+	require.Eventually(t, func() bool { return strings.Contains(d.stderr.String(), "slack rate limited") },
+		10*time.Second, 20*time.Millisecond, d.stderr.String())
+
+	hold.Store(true)
+	d.cancel()
+	returnedEarly := false
+	select {
+	case code := <-d.done:
+		d.done <- code
+		returnedEarly = true
+	case <-time.After(time.Second):
+	}
+	close(release)
+	assert.Equal(t, app.ExitOK, d.stop(), d.stderr.String())
+	assert.False(t, returnedEarly, "serve returned while its drain was still delivering")
+	time.Sleep(200 * time.Millisecond) // anything still running has logged by now
+	assert.NotContains(t, d.stderr.String(), "closed pool")
+	var st string
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT state FROM tenantdrift.outbox`).Scan(&st))
+	assert.Equal(t, "pending", st, "the retry is recorded: %s", d.stderr.String())
 }

@@ -51,15 +51,19 @@ type Outbox interface {
 //     (why nothing was applied: the breaker), Total (actions held back
 //     for the next run). Posted.
 //
-// A reply or an edit whose original message is unknown (never posted,
-// uncertain, failed) is posted as a new message instead.
+// A reply or a reminder whose original message is unknown (never posted,
+// uncertain, failed) is posted as a new message instead, a resolved_reply
+// then as the standalone Resolved message, which names the check. An edit
+// whose original is unknown is marked sent without a request (counted as
+// skipped): the resolved_reply of the same resolution is already its own
+// message.
 //
 // Through an incoming webhook (DelivererOptions.WebhookURL), which cannot
 // thread or edit, every item is its own message: a resolved_reply renders
 // as the standalone Resolved message (the check's title, the findings and
 // when they resolved), a reminder as usual, and a resolved_edit is marked
-// sent without a request, since the resolved_reply of the same resolution
-// already says it.
+// sent without a request (counted as skipped in the metrics), since the
+// resolved_reply of the same resolution already says it.
 type Payload struct {
 	Severity     string                    `json:"severity,omitempty"`
 	Findings     []PayloadFinding          `json:"findings,omitempty"`
@@ -212,14 +216,16 @@ type outcome int
 const (
 	outcomeSkipped outcome = iota // lease lost or store error: the item comes back
 	outcomeSent
+	outcomeDone // nothing to send: marked sent without a request
 	outcomeRetry
 	outcomeUncertain // may have been delivered: final
 	outcomeFailed    // final
 )
 
 // DeliverOnce claims one batch of due items and delivers each in order. It
-// returns how many were sent and how many ended failed or uncertain (items
-// to retry count in neither), and the store's errors, joined: an item
+// returns how many were sent (or done without a request: an edit with
+// nothing to edit) and how many ended failed or uncertain (items to retry
+// count in neither), and the store's errors, joined: an item
 // whose outcome could not be recorded comes back after its lease and, if
 // its request was made, is then marked uncertain.
 func (d *Deliverer) DeliverOnce(ctx context.Context) (sent, failed int, err error) {
@@ -237,7 +243,7 @@ func (d *Deliverer) DeliverOnce(ctx context.Context) (sent, failed int, err erro
 			errs = append(errs, err)
 		}
 		switch o {
-		case outcomeSent:
+		case outcomeSent, outcomeDone:
 			sent++
 		case outcomeUncertain, outcomeFailed:
 			failed++
@@ -272,13 +278,26 @@ func (d *Deliverer) deliver(ctx context.Context, e state.OutboxEntry) (outcome, 
 		if err != nil {
 			return outcomeSkipped, fmt.Errorf("deliver outbox item %d: %w", e.ID, err)
 		}
-		if ok {
+		switch {
+		case ok:
 			how, channel, ts = opReply, ch, origTS
 			if e.Kind == state.KindResolvedEdit {
 				how = opEdit
 			}
-		} else {
+		case e.Kind == state.KindResolvedEdit:
+			// The resolved_reply of the same resolution is posted as a
+			// new message already; a second would say the same.
+			log.Info("original slack message unknown: nothing to edit, the resolution is its own message", "thread_key", e.ThreadKey)
+			return d.mark(ctx, log, e, outcomeDone, "", "")
+		default:
 			log.Warn("original slack message unknown, posting a new message", "thread_key", e.ThreadKey)
+			if e.Kind == state.KindResolvedReply {
+				// Standalone, it must name its check: the Resolved
+				// rendering, as through a webhook.
+				if msg, err = Render(state.KindResolvedEdit, e.Check, e.Payload, d.opts.Render); err != nil {
+					return d.mark(ctx, log, e, outcomeFailed, err.Error(), "")
+				}
+			}
 		}
 	}
 	if channel == "" {
@@ -329,7 +348,7 @@ func (d *Deliverer) deliver(ctx context.Context, e state.OutboxEntry) (outcome, 
 func (d *Deliverer) deliverWebhook(ctx context.Context, log *slog.Logger, e state.OutboxEntry) (outcome, error) {
 	if e.Kind == state.KindResolvedEdit {
 		log.Debug("a webhook cannot edit a message: the resolution is its own message")
-		return d.mark(ctx, log, e, outcomeSent, "", "")
+		return d.mark(ctx, log, e, outcomeDone, "", "")
 	}
 	kind := e.Kind
 	if kind == state.KindResolvedReply {
@@ -399,6 +418,9 @@ func (d *Deliverer) mark(ctx context.Context, log *slog.Logger, e state.OutboxEn
 	case outcomeSent:
 		result = ResultSent
 		err = d.outbox.MarkSent(ctx, e.ID, ts)
+	case outcomeDone:
+		result = ResultSkipped
+		err = d.outbox.MarkSent(ctx, e.ID, "")
 	case outcomeRetry:
 		wait := min(d.opts.Backoff<<min(max(e.Attempts-1, 0), 20), maxRetryBackoff)
 		log.Warn("slack delivery failed, will retry", "attempt", e.Attempts, "wait", wait, "err", reason)

@@ -15,13 +15,16 @@ const (
 	ResultRetry     = "retry"
 	ResultUncertain = "uncertain"
 	ResultFailed    = "failed"
+	// ResultSkipped is an item done without a request: an edit of a
+	// message that cannot be edited (webhook) or is unknown.
+	ResultSkipped = "skipped"
 )
 
 // kinds and results are the label values, all pre-initialised.
 var (
 	kinds = [...]string{state.KindNewFindings, state.KindResolvedReply, state.KindResolvedEdit, state.KindReminder,
 		state.KindStorm, state.KindDegraded, state.KindRecovered, state.KindRepair}
-	results = [...]string{ResultSent, ResultRetry, ResultUncertain, ResultFailed}
+	results = [...]string{ResultSent, ResultRetry, ResultUncertain, ResultFailed, ResultSkipped}
 )
 
 // Metrics are the Slack delivery metrics. A nil *Metrics records nothing.
@@ -38,7 +41,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "tenantdrift",
 			Subsystem: "slack",
 			Name:      "notifications_total",
-			Help:      "Slack notification delivery attempts by outbox kind and result: sent, retry (failed before reaching Slack, tried again later), uncertain (may have been posted, never retried) or failed (given up).",
+			Help:      "Slack notification deliveries by outbox kind and result: sent, retry (failed before reaching Slack, tried again later), uncertain (may have been posted, never retried), failed (given up) or skipped (done without a request: an edit of a message that cannot be edited or is unknown).",
 		}, []string{"kind", "result"}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "tenantdrift",

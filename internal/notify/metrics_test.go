@@ -71,3 +71,27 @@ func TestDeliveryMetrics(t *testing.T) {
 	assert.InDelta(t, 1, count(ResultRetry), 0)
 	assert.Zero(t, testutil.ToFloat64(m.notifications.WithLabelValues(state.KindResolvedReply, ResultSent)))
 }
+
+// TestDeliveryMetricsWebhookEdit: a webhook cannot edit, so an edit is
+// done without a request: counted as skipped, never as sent.
+func TestDeliveryMetricsWebhookEdit(t *testing.T) {
+	pool := pgtest.NewPool(t)
+	clock := &fakeClock{now: t0}
+	f := newFakeSlack(t, clock)
+	s, err := state.Open(t.Context(), pool, "", clock.Now)
+	require.NoError(t, err)
+	m, err := NewMetrics(prometheus.NewRegistry())
+	require.NoError(t, err)
+	c := newClient(f, clock, nil, Options{MaxAttempts: 1, ChannelInterval: -1})
+	dm := daemon{store: s, d: NewDeliverer(c, s, DelivererOptions{WebhookURL: f.URL + canaryHook, Now: clock.Now, Metrics: m})}
+
+	resolved := t0.Add(time.Hour)
+	fs := []PayloadFinding{{Fingerprint: "fp", TenantSlug: "acme", FirstSeen: t0, ResolvedAt: &resolved}}
+	require.NoError(t, s.Enqueue(t.Context(), state.OutboxItem{Kind: state.KindResolvedEdit, Check: "registry_missing",
+		ThreadKey: "registry_missing", Payload: Payload{Severity: "critical", Findings: fs}}))
+	deliverOnce(t, dm)
+	assert.Empty(t, f.requests(), "an edit through a webhook makes no request")
+	assert.Equal(t, []string{"sent"}, outboxStates(t, pool))
+	assert.Zero(t, testutil.ToFloat64(m.notifications.WithLabelValues(state.KindResolvedEdit, ResultSent)))
+	assert.InDelta(t, 1, testutil.ToFloat64(m.notifications.WithLabelValues(state.KindResolvedEdit, ResultSkipped)), 0)
+}

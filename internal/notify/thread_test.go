@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -252,4 +254,49 @@ func TestDeliverAuditStorm(t *testing.T) {
 			assert.NotContains(t, r.Form.Get("text"), "storm")
 		}
 	})
+}
+
+// TestDeliverResolvedOriginalUnknown: when the announcement was never
+// posted, the resolution of its last finding is one new message, which
+// names the check; the edit of the unknown original makes no request and
+// is counted as skipped, not sent.
+func TestDeliverResolvedOriginalUnknown(t *testing.T) {
+	pool := pgtest.NewPool(t)
+	clock := &fakeClock{now: t0}
+	f := newFakeSlack(t, clock)
+	s, err := state.Open(t.Context(), pool, "", clock.Now)
+	require.NoError(t, err)
+	m, err := NewMetrics(prometheus.NewRegistry())
+	require.NoError(t, err)
+	c := newClient(f, clock, nil, Options{MaxAttempts: 1, ChannelInterval: -1})
+	dm := daemon{store: s, d: NewDeliverer(c, s, DelivererOptions{Channel: "CDEFAULT", Now: clock.Now, Metrics: m})}
+	opts := PolicyOptions{Channels: map[string]string{"critical": "C1"}}
+
+	// The announcement fails for good: no thread is saved.
+	f.respond = apiError("channel_not_found")
+	policyRun(t, s, clock, drift("acme"), opts)
+	drain(t, dm)
+	require.Len(t, posts(f), 1)
+	f.respond = nil
+
+	sleep(t, clock, 3*time.Hour)
+	policyRun(t, s, clock, drift(), opts)
+	drain(t, dm)
+	reqs := posts(f)[1:]
+	require.Equal(t, []string{"/api/chat.postMessage"}, methods(reqs), "one resolution message, not two")
+	assert.Empty(t, reqs[0].Form.Get("thread_ts"))
+	assert.Equal(t, "C1", reqs[0].Form.Get("channel"))
+	assert.Equal(t, "Resolved: registry_missing: Tenant without a database row, 1 tenant", reqs[0].Form.Get("text"),
+		"a standalone resolution names its check")
+	assert.Contains(t, reqs[0].Form.Get("blocks"), "Tenant without a database row")
+	assert.Contains(t, reqs[0].Form.Get("blocks"), "acme")
+	assert.Contains(t, reqs[0].Form.Get("blocks"), "after 3h")
+	assert.Equal(t, []string{"failed", "sent", "sent"}, outboxStates(t, pool))
+
+	count := func(kind, result string) float64 {
+		return testutil.ToFloat64(m.notifications.WithLabelValues(kind, result))
+	}
+	assert.InDelta(t, 1, count(state.KindResolvedReply, ResultSent), 0)
+	assert.Zero(t, count(state.KindResolvedEdit, ResultSent), "no request, no delivery attempt")
+	assert.InDelta(t, 1, count(state.KindResolvedEdit, ResultSkipped), 0)
 }

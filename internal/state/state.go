@@ -565,10 +565,19 @@ const pruneThreadsSQL = `DELETE FROM {threads} t
 		SELECT 1 FROM {thread_findings} tf JOIN {findings} f ON f.fingerprint = tf.fingerprint
 		WHERE tf.thread_key = t.thread_key AND f.resolved_at IS NULL))`
 
+// pruneSlackMessagesSQL deletes the Slack messages posted before $1 that
+// nothing may still reply to or edit: no open thread (threads, after
+// pruneThreadsSQL) and no pending outbox item has their key.
+const pruneSlackMessagesSQL = `DELETE FROM {slack_messages} m
+	WHERE m.posted_at < $1
+	  AND NOT EXISTS (SELECT 1 FROM {threads} t WHERE t.thread_key = m.thread_key AND t.closed_at IS NULL)
+	  AND NOT EXISTS (SELECT 1 FROM {outbox} o WHERE o.thread_key = m.thread_key AND o.state = 'pending')`
+
 // Prune deletes findings resolved, runs started, outbox items created
 // (and no longer pending) and Slack threads closed more than retention
-// before now, in one transaction, and reports how many findings and runs
-// it deleted.
+// before now, and the Slack messages posted before then that no open
+// thread or pending item needs, in one transaction, and reports how many
+// findings and runs it deleted.
 // Open findings are never pruned, however old. retention must be positive.
 func (s *Store) Prune(ctx context.Context, retention time.Duration) (findings, runs int64, err error) {
 	if retention <= 0 {
@@ -595,6 +604,9 @@ func (s *Store) Prune(ctx context.Context, retention time.Duration) (findings, r
 	}
 	if _, err := tx.Exec(ctx, s.sql(pruneThreadsSQL), cutoff); err != nil {
 		return 0, 0, fmt.Errorf("prune slack threads: %w", err)
+	}
+	if _, err := tx.Exec(ctx, s.sql(pruneSlackMessagesSQL), cutoff); err != nil {
+		return 0, 0, fmt.Errorf("prune slack messages: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, 0, fmt.Errorf("prune state: commit: %w", err)

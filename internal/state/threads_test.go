@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -128,4 +129,59 @@ func TestRecordRunsWithOutbox(t *testing.T) {
 	require.ErrorContains(t, err, "twice")
 	_, err = s.RecordRunsWithOutbox(t.Context(), []check.Result{{}}, at(3), at(3), nil)
 	require.Error(t, err)
+}
+
+// TestPruneSlackMessages: a saved Slack message is pruned once it was
+// posted before the retention cutoff and nothing may still need it: its
+// thread is closed (or was never kept) and no pending item refers to it.
+func TestPruneSlackMessages(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t)
+	s, clk := openClock(t, pool)
+	ctx := t.Context()
+	a := finding("registry_missing", "acme", "", "critical")
+	b := finding("registry_missing", "bolt", "", "critical")
+	record := func(minute int, items []state.OutboxItem, fs ...check.Finding) {
+		t.Helper()
+		_, err := s.RecordRunWithOutbox(ctx, result("registry_missing", fs...), at(minute), at(minute),
+			func(state.Transitions) []state.OutboxItem { return items })
+		require.NoError(t, err)
+	}
+
+	// Two announcements, both posted; acme's is then resolved and closed.
+	record(1, []state.OutboxItem{
+		{Kind: state.KindNewFindings, Check: "registry_missing", ThreadKey: "closed", Fingerprints: fps(a)},
+		{Kind: state.KindNewFindings, Check: "registry_missing", ThreadKey: "open", Fingerprints: fps(b)},
+	}, a, b)
+	for _, k := range []string{"closed", "open", "untracked", "waiting"} {
+		require.NoError(t, s.SaveThread(ctx, k, "C1", "1."+k, "registry_missing", at(1)))
+	}
+	record(2, []state.OutboxItem{{Kind: state.KindResolvedEdit, Check: "registry_missing", ThreadKey: "closed"}}, b)
+	// A reminder still waits for the message of "waiting".
+	require.NoError(t, s.Enqueue(ctx, state.OutboxItem{Kind: state.KindReminder, Check: "registry_missing", ThreadKey: "waiting"}))
+	_, err := pool.Exec(ctx, `UPDATE tenantdrift.outbox SET state = 'sent' WHERE thread_key <> 'waiting'`)
+	require.NoError(t, err)
+
+	messages := func() []string {
+		t.Helper()
+		rows, err := pool.Query(ctx, `SELECT thread_key FROM tenantdrift.slack_messages ORDER BY thread_key`)
+		require.NoError(t, err)
+		keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return keys
+	}
+
+	_, _, err = s.Prune(ctx, time.Hour)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"closed", "open", "untracked", "waiting"}, messages(), "nothing before the retention")
+
+	clk.advance(48 * time.Hour)
+	require.NoError(t, s.SaveThread(ctx, "recent", "C1", "2.0", "registry_missing", clk.now()))
+	_, _, err = s.Prune(ctx, 24*time.Hour)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"open", "recent", "waiting"}, messages(),
+		"old messages of closed or untracked threads go; open threads, pending items and recent posts keep theirs")
+	_, _, ok, err := s.ThreadTS(ctx, "open")
+	require.NoError(t, err)
+	assert.True(t, ok, "an open thread can still be replied to")
 }
