@@ -117,6 +117,9 @@ func (n *notifier) countPending(ctx context.Context, store *state.Store) error {
 	}
 	pending, err := store.OutboxPending(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // shutting down: the gauge dies with the process
+		}
 		return err
 	}
 	n.metrics.SetPending(pending)
