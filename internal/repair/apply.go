@@ -173,6 +173,14 @@ func (ap *Applier) one(ctx context.Context, a *Action) (status, reason string) {
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
+		// The connection may have dropped after the server committed:
+		// the audit row, written in the same transaction, says which.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if ok, cerr := ap.Store.RepairRecorded(rctx, id); cerr == nil && ok {
+			a.RecordID = id
+			return StatusApplied, ""
+		}
 		return StatusFailed, "commit: " + err.Error()
 	}
 	a.RecordID = id

@@ -83,6 +83,16 @@ func (s *Store) VerifyRepair(ctx context.Context, id int64, fixed bool, reason s
 	return nil
 }
 
+// RepairRecorded reports whether the audit log holds row id: after a
+// commit whose acknowledgement was lost, whether the repair committed.
+func (s *Store) RepairRecorded(ctx context.Context, id int64) (bool, error) {
+	var ok bool
+	if err := s.pool.QueryRow(ctx, s.sql(`SELECT EXISTS (SELECT 1 FROM {repairs} WHERE id = $1)`), id).Scan(&ok); err != nil {
+		return false, fmt.Errorf("look up repair %d: %w", id, err)
+	}
+	return ok, nil
+}
+
 // Repairs returns the audit log's latest limit rows, newest first.
 func (s *Store) Repairs(ctx context.Context, limit int) ([]RepairRecord, error) {
 	rows, err := s.pool.Query(ctx, s.sql(`SELECT id, at, action, "check", fingerprint, tenant_id, tenant_slug,
