@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"reflect"
 	"regexp"
@@ -20,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -733,6 +735,22 @@ func (c *Config) validate(requireLandlord bool) []Problem {
 	}
 	if c.Server.ShutdownGrace <= 0 {
 		add("server.shutdown_grace", "must be positive")
+	}
+	if _, _, err := net.SplitHostPort(c.Server.Listen); err != nil {
+		add("server.listen", "%q is not an address with a port (e.g. \":9788\" or \"127.0.0.1:9788\")", c.Server.Listen)
+	}
+	// The DSNs are secrets: a parse error may quote them, so say what is
+	// wrong without it.
+	for _, d := range []struct {
+		path string
+		dsn  Secret
+	}{{"landlord.dsn", c.Landlord.DSN}, {"state.dsn", c.State.DSN}} {
+		if d.dsn == "" {
+			continue
+		}
+		if _, err := pgconn.ParseConfig(d.dsn.Reveal()); err != nil {
+			add(d.path, "not a valid PostgreSQL connection string (a postgres:// URL or key=value pairs; check the port, sslmode and quoting)")
+		}
 	}
 	if !schemaRE.MatchString(c.State.Schema) {
 		add("state.schema", "%q is not a plain lower-case identifier", c.State.Schema)

@@ -97,9 +97,9 @@ checks:
 func TestInterpolatedValueIsNotYAML(t *testing.T) {
 	// A value from the environment is text, never parsed as YAML again.
 	p := writeFile(t, "landlord:\n  dsn: ${DSN}\n")
-	cfg, err := load(t, p, map[string]string{"DSN": "host=db password='a: b' # not a comment\nx: y"})
+	cfg, err := load(t, p, map[string]string{"DSN": "host=db password='a: b # not a comment\nx: y'"})
 	require.NoError(t, err)
-	assert.Equal(t, "host=db password='a: b' # not a comment\nx: y", cfg.Landlord.DSN.Reveal())
+	assert.Equal(t, "host=db password='a: b # not a comment\nx: y'", cfg.Landlord.DSN.Reveal())
 }
 
 func TestDSNFile(t *testing.T) {
@@ -242,7 +242,7 @@ func TestSlack(t *testing.T) {
 		{name: "off by default", body: "", env: landlordEnv},
 		{name: "token from env", body: "slack:\n  channel: '#alerts'\n", env: withToken, enabled: true},
 		{name: "token from file", body: "slack:\n  channel: '#alerts'\n  token_file: " + tokenFile + "\n", env: landlordEnv, enabled: true},
-		{name: "token needs channel", body: "slack:\n  token: ${TOK}\n", env: map[string]string{config.EnvLandlordDSN: "x", "TOK": token},
+		{name: "token needs channel", body: "slack:\n  token: ${TOK}\n", env: map[string]string{config.EnvLandlordDSN: "postgres://localhost/landlord", "TOK": token},
 			errs: []string{"slack.channel: must be set"}},
 		{name: "token and token_file", body: "slack:\n  channel: c\n  token: a\n  token_file: " + tokenFile + "\n", env: landlordEnv,
 			errs: []string{"slack.token_file: set either slack.token or slack.token_file, not both"}},
@@ -259,9 +259,9 @@ slack:
 			"slack.max_tenants_per_message: must be at least 1", `slack.min_severity: unknown severity "loud"`,
 			"slack.api_url: must be an http(s) URL"}},
 		{name: "unknown key", body: "slack:\n  webhok_url: x\n", env: landlordEnv, errs: []string{"slack.webhok_url"}},
-		{name: "webhook not a URL", body: "slack:\n  webhook_url: ${HOOK}\n", env: map[string]string{config.EnvLandlordDSN: "x", "HOOK": "xoxb-canary-4242"},
+		{name: "webhook not a URL", body: "slack:\n  webhook_url: ${HOOK}\n", env: map[string]string{config.EnvLandlordDSN: "postgres://localhost/landlord", "HOOK": "xoxb-canary-4242"},
 			errs: []string{"slack.webhook_url: must be an http(s) URL (the value is not shown"}},
-		{name: "token and webhook", body: "slack:\n  channel: c\n", env: map[string]string{config.EnvLandlordDSN: "x", config.EnvSlackToken: token,
+		{name: "token and webhook", body: "slack:\n  channel: c\n", env: map[string]string{config.EnvLandlordDSN: "postgres://localhost/landlord", config.EnvSlackToken: token,
 			config.EnvSlackWebhook: "https://hooks.example/" + token}, errs: []string{"slack.webhook_url: a bot token and a webhook URL are both set"}},
 		{name: "empty token file", body: "slack:\n  channel: c\n  token_file: " + emptyFile + "\n", env: landlordEnv,
 			errs: []string{"slack.token_file: " + emptyFile + " is empty"}},
@@ -298,7 +298,7 @@ slack:
 	}
 
 	hook := "https://hooks.example/services/T0/B0/" + token
-	cfg, err := load(t, "", map[string]string{config.EnvLandlordDSN: "x", config.EnvSlackWebhook: hook})
+	cfg, err := load(t, "", map[string]string{config.EnvLandlordDSN: "postgres://localhost/landlord", config.EnvSlackWebhook: hook})
 	require.NoError(t, err, "a webhook needs no channel")
 	assert.True(t, cfg.Slack.Enabled())
 	assert.True(t, cfg.Slack.Webhook())
@@ -388,4 +388,19 @@ func TestTenantFilter(t *testing.T) {
 	assert.False(t, f.Allows("id3", "initech"))
 	assert.False(t, config.TenantFilter{Allow: []string{""}}.Allows("", ""), "an empty entry matches nothing")
 	assert.Equal(t, "acme_user@tenant_acme/id9", config.ExpandTenant("{{slug}}_user@{{database_name}}/{{ id }}", "id9", "acme", "tenant_acme"))
+}
+
+func TestValidateCatchesWhatServeWouldRefuse(t *testing.T) {
+	const pw = "canary-dsn-pw-1234"
+	_, err := load(t, writeFile(t, "server:\n  listen: 9788\nstate:\n  dsn: \"postgres://u:"+pw+"@h:notaport/db\"\n"),
+		map[string]string{config.EnvLandlordDSN: "postgres://u:" + pw + "@h/db?sslmode=bogus"})
+	require.Error(t, err)
+	for _, want := range []string{
+		`server.listen: "9788" is not an address with a port`,
+		"landlord.dsn: not a valid PostgreSQL connection string",
+		"state.dsn: not a valid PostgreSQL connection string",
+	} {
+		assert.Contains(t, err.Error(), want)
+	}
+	assert.NotContains(t, err.Error(), pw)
 }

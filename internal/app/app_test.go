@@ -127,7 +127,7 @@ func TestAuditFindsTheIncident(t *testing.T) {
 
 	r := run(t, env, "audit")
 	assert.Equal(t, app.ExitDrift, r.code, r.stderr)
-	assert.Contains(t, r.stdout, "2 tenants, 7 checks, 1 findings (1 critical, 0 warning, 0 info)")
+	assert.Contains(t, r.stdout, "2 tenants, 7 checks, 1 finding (1 critical, 0 warning, 0 info)")
 	assert.Regexp(t, `critical\s+registry_missing\s+test1\s+tenant_test1\s+no_database_row`, r.stdout)
 	// Without an APP_KEY the two checks that need one are left out, once said.
 	assert.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
@@ -241,7 +241,7 @@ func TestAuditCannotComplete(t *testing.T) {
 	// A DSN that is not one.
 	r = run(t, map[string]string{"TENANTDRIFT_LANDLORD_DSN": "postgres://u:canary-xyzzy@[bad"}, "audit")
 	assert.Equal(t, app.ExitError, r.code)
-	assert.Contains(t, r.stderr, "landlord DSN is not a valid PostgreSQL connection string")
+	assert.Contains(t, r.stderr, "landlord.dsn: not a valid PostgreSQL connection string")
 	assert.NotContains(t, r.stderr+r.stdout, "canary-xyzzy")
 
 	// A landlord without the registry tables.

@@ -48,7 +48,7 @@ func runAudit(ctx context.Context, r *runtime, args []string) int {
 	var o auditOptions
 	var file string
 	var only stringList
-	fs := r.newFlagSet("audit", "audit [--config FILE] [--check NAME]... [--format table|json|markdown] [--fail-on warning|critical|never]", &lf)
+	fs := r.newFlagSet("audit", "audit [--config FILE] [--check NAME]... [--format table|json|markdown] [--fail-on info|warning|critical|never] [--print-sql]", &lf)
 	fs.StringVar(&file, "config", "", "config file (env TENANTDRIFT_CONFIG); without one, defaults apply and TENANTDRIFT_LANDLORD_DSN names the landlord")
 	fs.Var(&only, "check", "run only this check (repeatable, or comma-separated)")
 	fs.StringVar(&o.format, "format", report.FormatTable, "report format: table, json or markdown")

@@ -32,7 +32,7 @@ func runDemo(ctx context.Context, r *runtime, args []string) int {
 	var listen string
 	var tenants int
 	var o auditOptions
-	fs := r.newFlagSet("demo", "demo [--keep] [--tenants N] [--format table|json|markdown]", &lf)
+	fs := r.newFlagSet("demo", "demo [--keep | --serve [--listen ADDR]] [--tenants N] [--format table|json|markdown]", &lf)
 	fs.BoolVar(&keep, "keep", false, "leave the cluster running and print its DSN, to look around with psql")
 	fs.BoolVar(&serve, "serve", false, "run the daemon (tenantdrift serve) against the demo until Ctrl-C, instead of one audit")
 	fs.StringVar(&listen, "listen", "127.0.0.1"+config.DefaultListen, "with --serve: address for /metrics, /healthz and /readyz")

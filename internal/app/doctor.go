@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -293,7 +294,7 @@ func (d *doctor) slack(ctx context.Context) {
 	id, err := client.Identify(actx)
 	cancel()
 	if err != nil {
-		d.line(doctorFail, "slack token", "%v%s", err, slackHint(err))
+		d.line(doctorFail, "slack token", "%s%s", slackProblem(err), slackHint(err, ""))
 		d.line(doctorSkip, "slack channels", "no valid token")
 		return
 	}
@@ -304,7 +305,7 @@ func (d *doctor) slack(ctx context.Context) {
 		err := client.CanPost(cctx, ch.name, msg)
 		if err != nil {
 			cancel()
-			d.line(doctorFail, what, "%v%s", err, slackHint(err))
+			d.line(doctorFail, what, "%s%s", slackProblem(err), slackHint(err, id.User))
 			continue
 		}
 		if !d.postTest {
@@ -356,15 +357,31 @@ func slackChannels(s config.Slack) []slackChannel {
 	return out
 }
 
-// slackHint says how to fix a Slack error, after its text.
-func slackHint(err error) string {
+// slackProblem is what Slack said: its own error code when it answered
+// with one, else the client's error.
+func slackProblem(err error) string {
+	var e *notify.Error
+	if errors.As(err, &e) && e.Code != "" && !strings.ContainsAny(e.Code, " ") {
+		if _, numeric := strconv.Atoi(e.Code); numeric != nil {
+			return "Slack answered " + e.Code
+		}
+	}
+	return err.Error()
+}
+
+// slackHint says how to fix a Slack error, after its text; bot is the
+// bot's user name, when known.
+func slackHint(err error, bot string) string {
 	var e *notify.Error
 	if !errors.As(err, &e) {
 		return ""
 	}
+	if bot == "" {
+		bot = "the-bot"
+	}
 	switch e.Code {
 	case "not_in_channel":
-		return " — invite the bot to the channel (/invite @the-bot), or add the bot scope chat:write.public and reinstall the app"
+		return " — invite the bot to the channel (/invite @" + bot + "), or add the bot scope chat:write.public and reinstall the app"
 	case "channel_not_found":
 		return " — check the name (or use the channel ID); a private channel needs the bot invited"
 	case "is_archived":

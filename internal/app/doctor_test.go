@@ -169,8 +169,8 @@ func TestDoctor(t *testing.T) {
 			lines: map[string]string{
 				"APP_KEY":                           "FAIL cannot decrypt the stored password of tenant uml (nor 0 other sampled): mac_invalid: the key is not the one",
 				"slack channel #alerts (default)":   "ok the bot can post",
-				"slack channel #private (critical)": "FAIL slack schedule: channel_not_found: not_in_channel — invite the bot to the channel (/invite @the-bot), or add the bot scope chat:write.public",
-				"slack channel #gone (info)":        "FAIL slack schedule: channel_not_found: channel_not_found — check the name",
+				"slack channel #private (critical)": "FAIL Slack answered not_in_channel — invite the bot to the channel (/invite @tenantdrift), or add the bot scope chat:write.public",
+				"slack channel #gone (info)":        "FAIL Slack answered channel_not_found — check the name",
 			},
 			methods: []string{"auth.test ", "chat.scheduleMessage #alerts", "chat.deleteScheduledMessage Calerts",
 				"chat.scheduleMessage #private", "chat.scheduleMessage #gone"},
@@ -179,7 +179,7 @@ func TestDoctor(t *testing.T) {
 			name: "revoked token", args: []string{"--config", badToken}, code: app.ExitError,
 			lines: map[string]string{
 				"APP_KEY":        "skip no key configured",
-				"slack token":    "FAIL slack auth_test: auth: invalid_auth — the token is not valid",
+				"slack token":    "FAIL Slack answered invalid_auth — the token is not valid",
 				"slack channels": "skip no valid token",
 			},
 			methods: []string{"auth.test "},
@@ -301,7 +301,7 @@ func TestDoctorNeverPrintsSecrets(t *testing.T) {
 		{"webhook failing", map[string]string{"TENANTDRIFT_LANDLORD_DSN": good.String(), "APP_KEY": appKeyCanary}, []string{"--config", hookCfg, "--post-test"},
 			[]string{"FAIL  slack webhook: test message not posted"}},
 		{"wrong password, wrong token", map[string]string{"TENANTDRIFT_LANDLORD_DSN": wrong.String(), "APP_KEY": appKeyCanary}, []string{"--config", wrongTokenCfg},
-			[]string{"FAIL  landlord: connect to landlord", "password authentication failed", "FAIL  slack token: slack auth_test: auth: invalid_auth"}},
+			[]string{"FAIL  landlord: connect to landlord", "password authentication failed", "FAIL  slack token: Slack answered invalid_auth"}},
 		{"wrong key", map[string]string{"TENANTDRIFT_LANDLORD_DSN": good.String(), "APP_KEY": otherKey}, []string{"--config", hookCfg},
 			[]string{"FAIL  APP_KEY: cannot decrypt the stored password of tenant acme"}},
 	}

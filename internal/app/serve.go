@@ -368,18 +368,24 @@ func (d *daemon) runCheck(ctx context.Context, inst check.Instance) {
 			d.metrics.ObserveRun(check.Result{Name: inst.Name, Status: check.StatusError,
 				Err: fmt.Errorf("landlord unreachable: %w", landlord.Describe(lerr))}, d.r.env.Now())
 		}
-		// A replica that led and lost the lock is degraded while it cannot
-		// reach the database; reaching it while another replica holds the
-		// lock is a normal handover.
+		// A replica that cannot reach the database is degraded, whether it
+		// led before (leadership lost) or never did (nothing runs at all
+		// when no replica can); reaching it while another replica holds
+		// the lock is a normal handover.
+		obs := []observation{{cond: condLandlord}}
+		if lerr != nil && !d.lostLead.Load() {
+			obs[0].err = fmt.Errorf("cannot reach the database to run the checks: %w", landlord.Describe(lerr))
+		}
 		if d.lostLead.Load() {
-			obs := observation{cond: condLeadership}
+			lead := observation{cond: condLeadership}
 			if lerr != nil {
-				obs.err = fmt.Errorf("leadership lost: cannot reach the database: %w", landlord.Describe(lerr))
+				lead.err = fmt.Errorf("leadership lost: cannot reach the database: %w", landlord.Describe(lerr))
 			} else {
 				d.lostLead.Store(false)
 			}
-			d.updateHealth(ctx, obs)
+			obs = append(obs, lead)
 		}
+		d.updateHealth(ctx, obs...)
 		return
 	}
 	d.lostLead.Store(false)

@@ -663,3 +663,23 @@ func TestServeDegradedWhileStoreDown(t *testing.T) {
 	assert.Equal(t, app.ExitOK, d.stop(), d.stderr.String())
 	assertNoTokenLeak(t, slack.requests(), d.stderr.String())
 }
+
+// TestServeDegradedWithoutEverLeading: a replica started while the
+// database is unreachable never leads and runs nothing; it says so once.
+func TestServeDegradedWithoutEverLeading(t *testing.T) {
+	t.Parallel()
+	slack := newFakeSlack(t)
+	dsn := "postgres://tenantdrift:canary-unreachable-pw@" + closedAddr(t) + "/landlord?connect_timeout=1"
+	d := startServe(t, map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn}, fastConfig+slack.webhookConfig())
+	require.Eventually(t, func() bool { deg, _ := healthMessages(slack); return len(deg) > 0 }, 20*time.Second, 50*time.Millisecond, d.stderr.String())
+	d.waitMetric("tenantdrift_degraded", "1")
+	d.waitMoreRuns(`tenantdrift_check_runs_total{check="registry_missing",outcome="error"}`, 2)
+	deg, _ := healthMessages(slack)
+	require.Len(t, deg, 1, "once, however many runs fail")
+	assert.Contains(t, deg[0], "cannot reach the database to run the checks")
+	assert.Equal(t, app.ExitOK, d.stop())
+	assert.NotContains(t, d.stderr.String(), "canary-unreachable-pw")
+	for _, r := range slack.requests() {
+		assert.NotContains(t, r.Body, "canary-unreachable-pw")
+	}
+}

@@ -173,10 +173,10 @@ func writeTable(w io.Writer, rep *audit.Report) error {
 	var b strings.Builder
 	tenants := "? tenants"
 	if rep.Tenants >= 0 {
-		tenants = fmt.Sprintf("%d tenants", rep.Tenants)
+		tenants = count(rep.Tenants, "tenant")
 	}
-	fmt.Fprintf(&b, "tenantdrift audit: %s, %d checks, %d findings (%d critical, %d warning, %d info)\n\n",
-		tenants, len(rep.Results), len(rep.Findings),
+	fmt.Fprintf(&b, "tenantdrift audit: %s, %s, %s (%d critical, %d warning, %d info)\n\n",
+		tenants, count(len(rep.Results), "check"), count(len(rep.Findings), "finding"),
 		rep.CountSeverity(config.SeverityCritical), rep.CountSeverity(config.SeverityWarning), rep.CountSeverity(config.SeverityInfo))
 	if len(rep.Findings) > 0 {
 		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
@@ -249,4 +249,12 @@ func writeMarkdown(w io.Writer, rep *audit.Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// count is "1 check", "2 checks".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
