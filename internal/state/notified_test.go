@@ -83,3 +83,36 @@ func TestNotifiedAt(t *testing.T) {
 	require.Len(t, still, 3)
 	assert.Equal(t, at(3), still[0].NotifiedAt.UTC())
 }
+
+// TestMigrationMarksAnnounced: upgrading to version 6 marks the findings a
+// Slack thread announced, with their first announcement, and no other.
+func TestMigrationMarksAnnounced(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t)
+	s := open(t, pool)
+	a := finding("registry_missing", "t1", "", "critical") // announced, open
+	r := finding("registry_missing", "t2", "", "critical") // announced, resolved
+	u := finding("registry_missing", "t3", "", "critical") // never announced
+	announce := func(minute int, key string, fs ...string) {
+		t.Helper()
+		_, err := s.RecordRunWithOutbox(t.Context(), result("registry_missing", a, r, u), at(minute), at(minute),
+			func(state.Transitions) []state.OutboxItem {
+				return []state.OutboxItem{{Kind: state.KindNewFindings, Check: "registry_missing", ThreadKey: key, Fingerprints: fs}}
+			})
+		require.NoError(t, err)
+	}
+	announce(1, "k1", a.Fingerprint, r.Fingerprint)
+	announce(2, "k2", a.Fingerprint) // a second thread (a reopening, say)
+	record(t, s, result("registry_missing", a, u), 3)
+
+	// As a version 5 schema would have it: nothing marked.
+	_, err := pool.Exec(t.Context(), `UPDATE tenantdrift.findings SET notified_at = NULL`)
+	require.NoError(t, err)
+	_, err = pool.Exec(t.Context(), `DELETE FROM tenantdrift.schema_migrations WHERE version = 6`)
+	require.NoError(t, err)
+
+	open(t, pool)
+	assert.Equal(t, new(at(1)), notifiedAt(t, pool, a.Fingerprint), "the first announcement")
+	assert.Equal(t, new(at(1)), notifiedAt(t, pool, r.Fingerprint))
+	assert.Nil(t, notifiedAt(t, pool, u.Fingerprint), "announced once after the upgrade")
+}
