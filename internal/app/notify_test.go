@@ -196,6 +196,52 @@ func TestAuditPostsSlackAlerts(t *testing.T) {
 	assertNoTokenLeak(t, reqs, outputs...)
 }
 
+// TestAuditAnnouncesHistoryOnce: drift recorded before Slack was
+// configured is announced by the first audit with Slack, once, and its
+// resolution replies in that announcement's thread.
+func TestAuditAnnouncesHistoryOnce(t *testing.T) {
+	t.Parallel()
+	dsn, pool := landlord(t)
+	incident(t, pool)
+	slack := newFakeSlack(t)
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	env := map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn}
+	audit := func() result {
+		t.Helper()
+		return run(t, env, "audit", "--config", cfg)
+	}
+
+	require.NoError(t, os.WriteFile(cfg, []byte("state: {enabled: true}\n"), 0o600))
+	r := audit()
+	require.Equal(t, app.ExitDrift, r.code, r.stderr)
+	require.Empty(t, slack.requests())
+
+	require.NoError(t, os.WriteFile(cfg, []byte("state: {enabled: true}\n"+slack.config()), 0o600))
+	r = audit()
+	require.Equal(t, app.ExitDrift, r.code, r.stderr)
+	reqs := slack.requests()
+	require.Len(t, reqs, 1, r.stderr)
+	assert.Equal(t, "chat.postMessage", reqs[0].Method)
+	assert.Contains(t, reqs[0].Form.Get("blocks"), "test1")
+	assert.Empty(t, reqs[0].Form.Get("thread_ts"))
+
+	r = audit()
+	require.Equal(t, app.ExitDrift, r.code, r.stderr)
+	assert.Len(t, slack.requests(), 1, "announced once")
+
+	// Fixed: the reply goes to the late announcement's thread.
+	execSQL(t, pool, `INSERT INTO tenant_databases (id, tenant_id, database_name, slug, database_username, database_password, status, created_at)
+		VALUES (gen_random_uuid(), '80b8d7cd-0000-4000-8000-000000000002', 'tenant_test1', 'test1', 'u', $1, 'active', now())`, encrypt(t, "x"))
+	r = audit()
+	require.Equal(t, app.ExitOK, r.code, r.stderr)
+	reqs = slack.requests()
+	require.Len(t, reqs, 3, r.stderr)
+	assert.Equal(t, "1795856400.000001", reqs[1].Form.Get("thread_ts"), "the resolution replies in the thread")
+	assert.Equal(t, "chat.update", reqs[2].Method)
+	assert.Equal(t, "1795856400.000001", reqs[2].Form.Get("ts"), "the announcement is edited")
+	assertNoTokenLeak(t, reqs, r.stdout, r.stderr)
+}
+
 // TestServePostsSlackAlertOnce: the daemon announces the incident once,
 // however often the check runs.
 func TestServePostsSlackAlertOnce(t *testing.T) {

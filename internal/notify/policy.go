@@ -45,14 +45,18 @@ type PolicyOptions struct {
 //     one new_findings item per severity, saved under the thread key
 //     checkName/severity/<first seen, µs>: new findings are first seen at
 //     the run's time, so every resolution can find its thread again from
-//     the finding alone. A group of reopened findings only is keyed by
-//     RunTime. The item lists the fingerprints it announces, so that
-//     later runs see its thread (Transitions.Threads).
+//     the finding alone. Still-open findings never announced (NotifiedAt
+//     nil: recorded while Slack was off, say) are announced like new ones,
+//     once. A group without new findings is keyed by RunTime. The item
+//     lists the fingerprints it announces, so that later runs see its
+//     thread (Transitions.Threads) and the store stamps their NotifiedAt
+//     with the run's time.
 //   - More than StormThreshold findings to announce become one storm item
-//     (counts per reason, no thread) instead.
+//     (counts per reason, no thread, the fingerprints) instead.
 //   - Resolved findings at or above MinSeverity get one resolved_reply
 //     item per thread they were announced in (same key: check, severity,
-//     first seen). A reopened finding's resolution goes to the thread of
+//     and the time of the first announcement, NotifiedAt, or first seen
+//     when unset). A reopened finding's resolution goes to the thread of
 //     its first announcement; when a thread is unknown (a storm, a
 //     severity that changed, a message never posted) the Deliverer posts
 //     the reply as a new message.
@@ -85,7 +89,7 @@ func PlanRuns(runs map[string]state.Transitions, opts PolicyOptions) []state.Out
 	total := 0
 	for _, name := range names {
 		t := runs[name]
-		for _, f := range slices.Concat(t.New, t.Reopened) {
+		for _, f := range slices.Concat(t.New, t.Reopened, unannounced(t.StillOpen)) {
 			if announced(f) {
 				fresh[name] = append(fresh[name], f)
 				total++
@@ -101,9 +105,15 @@ func PlanRuns(runs map[string]state.Transitions, opts PolicyOptions) []state.Out
 	if total > threshold {
 		counts := map[string]map[string]int{}
 		top := ""
-		for name, fs := range fresh {
+		var fps []string
+		for _, name := range names {
+			fs, ok := fresh[name]
+			if !ok {
+				continue
+			}
 			counts[name] = map[string]int{}
 			for _, f := range fs {
+				fps = append(fps, f.Fingerprint)
 				counts[name][cmp.Or(f.Reason, "unspecified")]++
 				if check.Rank(f.Severity) > check.Rank(top) {
 					top = f.Severity
@@ -111,7 +121,7 @@ func PlanRuns(runs map[string]state.Transitions, opts PolicyOptions) []state.Out
 			}
 		}
 		return append(items, state.OutboxItem{
-			Kind: state.KindStorm, Channel: opts.Channels[top],
+			Kind: state.KindStorm, Channel: opts.Channels[top], Fingerprints: fps,
 			Payload: Payload{Counts: counts, Total: total},
 		})
 	}
@@ -119,6 +129,18 @@ func PlanRuns(runs map[string]state.Transitions, opts PolicyOptions) []state.Out
 		items = append(items, planNew(name, runs[name].New, fresh[name], opts)...)
 	}
 	return items
+}
+
+// unannounced returns the findings of open that no notification announced
+// yet.
+func unannounced(open []state.Finding) []state.Finding {
+	var out []state.Finding
+	for _, f := range open {
+		if f.NotifiedAt == nil {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // planResolved returns one resolved_reply item per thread that announced
@@ -130,7 +152,11 @@ func planResolved(checkName string, resolved []state.Finding, announced func(sta
 		if !announced(f) {
 			continue
 		}
-		k := threadKey(checkName, f.Severity, f.FirstSeen)
+		first := f.FirstSeen
+		if f.NotifiedAt != nil {
+			first = *f.NotifiedAt
+		}
+		k := threadKey(checkName, f.Severity, first)
 		if _, ok := byThread[k]; !ok {
 			keys = append(keys, k)
 		}
@@ -221,7 +247,7 @@ func planNew(checkName string, isNew, fresh []state.Finding, opts PolicyOptions)
 }
 
 // threadKey names the message that announced findings of checkName and
-// severity first seen at firstSeen.
-func threadKey(checkName, severity string, firstSeen time.Time) string {
-	return checkName + "/" + severity + "/" + strconv.FormatInt(firstSeen.UnixMicro(), 10)
+// severity first seen (or first announced) at at.
+func threadKey(checkName, severity string, at time.Time) string {
+	return checkName + "/" + severity + "/" + strconv.FormatInt(at.UnixMicro(), 10)
 }

@@ -26,6 +26,9 @@ func TestPlan(t *testing.T) {
 	}
 	resolvedAt := run
 	resolved := func(f state.Finding) state.Finding { f.ResolvedAt = &resolvedAt; return f }
+	notified := func(f state.Finding, at time.Time) state.Finding { f.NotifiedAt = &at; return f }
+	lateAt := earlier.Add(24 * time.Hour) // announced a day after it was first seen
+	lateKey := fmt.Sprintf("registry_missing/critical/%d", lateAt.UnixMicro())
 	many := func(n int) []state.Finding {
 		fs := make([]state.Finding, n)
 		for i := range fs {
@@ -45,7 +48,24 @@ func TestPlan(t *testing.T) {
 		opts notify.PolicyOptions
 		want []want
 	}{
-		{name: "nothing changed", tr: state.Transitions{StillOpen: []state.Finding{finding("a", "critical", earlier)}}},
+		{name: "nothing changed", tr: state.Transitions{StillOpen: []state.Finding{notified(finding("a", "critical", earlier), earlier)}}},
+		{name: "still open, never announced: announced, keyed by the run", tr: state.Transitions{StillOpen: []state.Finding{
+			notified(finding("a", "critical", earlier), earlier), finding("b", "critical", earlier), finding("w", "warning", earlier)}},
+			want: []want{
+				{kind: state.KindNewFindings, threadKey: runKey, severity: "critical", slugs: []string{"b"}},
+				{kind: state.KindNewFindings, threadKey: fmt.Sprintf("registry_missing/warning/%d", run.UnixMicro()), severity: "warning", slugs: []string{"w"}},
+			}},
+		{name: "never announced shares the message of new findings", tr: state.Transitions{
+			New: []state.Finding{finding("a", "critical", run)}, StillOpen: []state.Finding{finding("b", "critical", earlier)}},
+			want: []want{{kind: state.KindNewFindings, threadKey: runKey, severity: "critical", slugs: []string{"a", "b"}}}},
+		{name: "never announced below min severity stays quiet", tr: state.Transitions{StillOpen: []state.Finding{finding("i", "info", earlier)}},
+			opts: notify.PolicyOptions{MinSeverity: "warning"}},
+		{name: "resolution of a late announcement replies in its thread", tr: state.Transitions{Resolved: []state.Finding{
+			resolved(notified(finding("a", "critical", earlier), lateAt)), resolved(notified(finding("b", "critical", earlier), earlier))}},
+			want: []want{
+				{kind: state.KindResolvedReply, threadKey: lateKey, severity: "critical", slugs: []string{"a"}},
+				{kind: state.KindResolvedReply, threadKey: earlierKey, severity: "critical", slugs: []string{"b"}},
+			}},
 		{name: "new findings, one message per severity", tr: state.Transitions{New: []state.Finding{
 			finding("a", "critical", run), finding("b", "warning", run), finding("c", "critical", run)}},
 			opts: notify.PolicyOptions{Channels: map[string]string{"critical": "#crit"}},
@@ -77,6 +97,10 @@ func TestPlan(t *testing.T) {
 			}},
 		{name: "default storm threshold", tr: state.Transitions{New: many(notify.DefaultStormThreshold + 1)},
 			want: []want{{kind: state.KindStorm, total: notify.DefaultStormThreshold + 1}}},
+		{name: "never announced counts towards a storm", tr: state.Transitions{New: many(3), StillOpen: []state.Finding{
+			finding("b", "critical", earlier), notified(finding("a", "critical", earlier), earlier)}},
+			opts: notify.PolicyOptions{StormThreshold: 3},
+			want: []want{{kind: state.KindStorm, total: 4}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,6 +116,7 @@ func TestPlan(t *testing.T) {
 				require.True(t, ok)
 				if w.kind == state.KindStorm {
 					assert.Empty(t, it.Check)
+					assert.Len(t, it.Fingerprints, w.total, "a storm lists what it announces")
 					assert.Equal(t, w.total, p.Total)
 					assert.Equal(t, map[string]map[string]int{"registry_missing": {"no_database_row": w.total}}, p.Counts)
 					continue
@@ -103,6 +128,13 @@ func TestPlan(t *testing.T) {
 					slugs = append(slugs, f.TenantSlug)
 				}
 				assert.Equal(t, w.slugs, slugs)
+				if w.kind == state.KindNewFindings {
+					var fps []string
+					for _, slug := range w.slugs {
+						fps = append(fps, "fp-"+slug)
+					}
+					assert.Equal(t, fps, it.Fingerprints, "the findings the store marks announced")
+				}
 			}
 		})
 	}

@@ -46,8 +46,10 @@ type OutboxItem struct {
 	// RemindedAt and a resolved_edit closes it, all at the run's finished
 	// time.
 	ThreadKey string
-	// Fingerprints are the findings a new_findings item announces; other
-	// kinds leave it empty.
+	// Fingerprints are the findings a new_findings or storm item
+	// announces; other kinds leave it empty. Enqueuing either kind stamps
+	// the findings' NotifiedAt with the run's finished time unless it is
+	// set already.
 	Fingerprints []string
 	// Payload is what the message is rendered from, marshalled to JSON:
 	// render inputs, never rendered blocks, never secrets. nil stores {}.
@@ -89,6 +91,11 @@ const (
 	closeThreadSQL  = `UPDATE {threads} SET closed_at = $2 WHERE thread_key = $1`
 )
 
+// markNotifiedSQL stamps the findings $1 as announced at $2, unless they
+// were announced before.
+const markNotifiedSQL = `UPDATE {findings} SET notified_at = $2
+	WHERE fingerprint = ANY($1::text[]) AND notified_at IS NULL`
+
 // enqueue inserts items in tx, due now, and keeps their threads (see
 // OutboxItem.ThreadKey) as of at, the run's finished time.
 func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, items []OutboxItem, at time.Time) error {
@@ -108,6 +115,21 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, items []OutboxItem, at t
 		if err := s.keepThread(ctx, tx, it, at); err != nil {
 			return fmt.Errorf("enqueue notification %d (%s): %w", i, it.Kind, err)
 		}
+		if err := s.markNotified(ctx, tx, it, at); err != nil {
+			return fmt.Errorf("enqueue notification %d (%s): %w", i, it.Kind, err)
+		}
+	}
+	return nil
+}
+
+// markNotified stamps in tx the findings that it announces (see
+// OutboxItem.Fingerprints) as announced at at.
+func (s *Store) markNotified(ctx context.Context, tx pgx.Tx, it OutboxItem, at time.Time) error {
+	if (it.Kind != KindNewFindings && it.Kind != KindStorm) || len(it.Fingerprints) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, s.sql(markNotifiedSQL), cleanAll(it.Fingerprints), at); err != nil {
+		return fmt.Errorf("mark findings notified: %w", err)
 	}
 	return nil
 }
@@ -122,11 +144,7 @@ func (s *Store) keepThread(ctx context.Context, tx pgx.Tx, it OutboxItem, at tim
 	switch it.Kind {
 	case KindNewFindings:
 		if _, err = tx.Exec(ctx, s.sql(openThreadSQL), key, at, clean(it.Check)); err == nil {
-			fps := make([]string, len(it.Fingerprints))
-			for i, fp := range it.Fingerprints {
-				fps[i] = clean(fp)
-			}
-			_, err = tx.Exec(ctx, s.sql(threadFindingsSQL), key, fps)
+			_, err = tx.Exec(ctx, s.sql(threadFindingsSQL), key, cleanAll(it.Fingerprints))
 		}
 	case KindReminder:
 		_, err = tx.Exec(ctx, s.sql(remindThreadSQL), key, at)

@@ -61,7 +61,11 @@ type Finding struct {
 	LastSeen      time.Time
 	ResolvedAt    *time.Time // nil while open
 	ReopenedCount int
-	Status        Status
+	// NotifiedAt is the finished time of the run whose Slack notification
+	// first announced the finding (a new_findings or storm item); nil while
+	// it never was. Reopening keeps it.
+	NotifiedAt *time.Time
+	Status     Status
 }
 
 // Transitions is what one run changed, each slice sorted like OpenFindings.
@@ -168,14 +172,14 @@ func (s *Store) sql(q string) string {
 // findings row aliased f.
 const findingColumns = `f.fingerprint, f."check", f.tenant_id, f.tenant_slug, f.database_name,
 	f.field, f.reason, f.severity, f.expected, f.actual, f.message,
-	f.first_seen, f.last_seen, f.resolved_at, f.reopened_count`
+	f.first_seen, f.last_seen, f.resolved_at, f.reopened_count, f.notified_at`
 
 func scanFinding(row pgx.CollectableRow, status *Status) (Finding, error) {
 	var f Finding
 	dest := []any{
 		&f.Fingerprint, &f.Check, &f.TenantID, &f.TenantSlug, &f.DatabaseName,
 		&f.Field, &f.Reason, &f.Severity, &f.Expected, &f.Actual, &f.Message,
-		&f.FirstSeen, &f.LastSeen, &f.ResolvedAt, &f.ReopenedCount,
+		&f.FirstSeen, &f.LastSeen, &f.ResolvedAt, &f.ReopenedCount, &f.NotifiedAt,
 	}
 	if status != nil {
 		dest = append([]any{status}, dest...)
@@ -660,4 +664,13 @@ func clean(s string) string {
 		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// cleanAll returns ss, each made storable by clean.
+func cleanAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = clean(s)
+	}
+	return out
 }

@@ -71,7 +71,7 @@ func (s *Store) openThreads(ctx context.Context, tx pgx.Tx, checks []string) (ma
 		dest := []any{&t.Key, &t.Check, &t.AnnouncedAt, &t.RemindedAt,
 			&f.Fingerprint, &f.Check, &f.TenantID, &f.TenantSlug, &f.DatabaseName,
 			&f.Field, &f.Reason, &f.Severity, &f.Expected, &f.Actual, &f.Message,
-			&f.FirstSeen, &f.LastSeen, &f.ResolvedAt, &f.ReopenedCount}
+			&f.FirstSeen, &f.LastSeen, &f.ResolvedAt, &f.ReopenedCount, &f.NotifiedAt}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("query open slack threads: %w", err)
 		}
