@@ -4,6 +4,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -129,12 +130,19 @@ func (r *runtime) newFlagSet(name, synopsis string, lf *logFlags) *flag.FlagSet 
 // parse parses args and builds the logger. It returns false with the exit
 // code when the command should stop (help, or a usage error).
 func (r *runtime) parse(fs *flag.FlagSet, lf *logFlags, args []string) (int, bool) {
-	if err := fs.Parse(args); err != nil {
+	// The flag package prints its error and the usage itself; collect
+	// them, so that asked-for help goes to stdout once, and a usage error
+	// to stderr.
+	var usage bytes.Buffer
+	fs.SetOutput(&usage)
+	err := fs.Parse(args)
+	fs.SetOutput(r.stderr)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(r.stdout)
-			fs.Usage()
+			_, _ = r.stdout.Write(usage.Bytes())
 			return ExitOK, false
 		}
+		_, _ = r.stderr.Write(usage.Bytes())
 		return ExitError, false
 	}
 	if fs.NArg() > 0 {
@@ -162,7 +170,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	case "error":
 		lv = slog.LevelError
 	default:
-		return nil, fmt.Errorf("invalid --log-level %q (use debug, info, warn or error)", level)
+		return nil, fmt.Errorf("invalid log level %q from --log-level or TENANTDRIFT_LOG_LEVEL (use debug, info, warn or error)", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch strings.ToLower(format) {
@@ -171,7 +179,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("invalid --log-format %q (use text or json)", format)
+	return nil, fmt.Errorf("invalid log format %q from --log-format or TENANTDRIFT_LOG_FORMAT (use text or json)", format)
 }
 
 func or(a, b string) string {

@@ -212,8 +212,18 @@ func TestAuditFailOnAndCheckSelection(t *testing.T) {
 	}
 	r := run(t, env, "audit", "--check", "nope")
 	assert.Contains(t, r.stderr, `unknown check "nope"`)
+	for _, cmd := range []string{"audit", "serve", "repair", "doctor", "validate", "demo"} {
+		r = run(t, env, cmd, "--help")
+		assert.Equal(t, 1, strings.Count(r.stdout, "Usage: tenantdrift "+cmd), "help once, on stdout: %s", r.stdout)
+		assert.Empty(t, r.stderr, cmd)
+	}
 	r = run(t, env, "audit", "--help")
 	assert.Contains(t, r.stdout, "--fail-on")
+	r = run(t, env, "audit", "--no-such-flag")
+	assert.Contains(t, r.stderr, "flag provided but not defined: -no-such-flag\nUsage: tenantdrift audit")
+	assert.Empty(t, r.stdout)
+	r = run(t, map[string]string{"TENANTDRIFT_LOG_LEVEL": "loud"}, "validate")
+	assert.Contains(t, r.stderr, `invalid log level "loud" from --log-level or TENANTDRIFT_LOG_LEVEL`)
 }
 
 func TestAuditCannotComplete(t *testing.T) {
