@@ -170,7 +170,8 @@ func (r *runtime) loadDemo(ctx context.Context, cluster *pgcluster.Cluster, tena
 	for _, n := range sum.Drifted {
 		drifted += n
 	}
-	fmt.Fprintf(r.stderr, "Loaded %d tenants (%d with planted registry drift) into database %q.\n", sum.Tenants, drifted, demoDatabase)
+	fmt.Fprintf(r.stderr, "Loaded %d tenants (%d with planted registry drift), plus one created a minute ago and one soft-deleted, into database %q.\n",
+		sum.Tenants, drifted, demoDatabase)
 	if tenants <= maxProvisioned {
 		admin, err := pgx.Connect(ctx, cluster.DSN("postgres"))
 		if err != nil {
