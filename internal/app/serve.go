@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	goruntime "runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,7 +85,8 @@ type daemon struct {
 	// it leads again or sees another replica lead (runCheck).
 	lostLead atomic.Bool
 
-	healthMu   sync.Mutex // held while health changes and is announced: I/O, so apart from mu
+	healthMu   sync.Mutex // guards health and unrecorded; never held across I/O
+	healthIO   sync.Mutex // held by the one goroutine recording or posting health messages
 	health     *health
 	unrecorded []healthPost // health messages the store has not taken yet, oldest first
 }
@@ -546,7 +548,6 @@ func storeDown(err error) error {
 // a recovery is not lost while the process lives.
 func (d *daemon) updateHealth(ctx context.Context, obs ...observation) {
 	d.healthMu.Lock()
-	defer d.healthMu.Unlock()
 	ev := d.health.observe(d.r.env.Now(), obs...)
 	d.metrics.SetDegraded(d.health.degraded())
 	switch ev.Kind {
@@ -562,49 +563,70 @@ func (d *daemon) updateHealth(ctx context.Context, obs ...observation) {
 	}
 	if d.notifier == nil {
 		d.unrecorded = nil
+	}
+	waiting := len(d.unrecorded) > 0
+	d.healthMu.Unlock()
+	if !waiting {
 		return
 	}
-	if len(d.unrecorded) == 0 {
+	// One goroutine at a time talks to the store and Slack about health,
+	// outside healthMu, so that a slow Slack never holds up the other
+	// checks' runs; the others leave their messages to it, or to the next
+	// update.
+	if !d.healthIO.TryLock() {
 		return
 	}
+	defer d.healthIO.Unlock()
+	d.flushHealth(ctx)
+}
+
+// flushHealth moves the waiting health messages into the store's outbox,
+// in order (posted ones as finished rows, the others as pending items),
+// and delivers; when the store cannot take them, it posts them straight
+// to Slack and keeps them for later. The caller holds d.healthIO: only it
+// removes messages, from the front, while others may append.
+func (d *daemon) flushHealth(ctx context.Context) {
+	d.healthMu.Lock()
+	pending := slices.Clone(d.unrecorded)
+	d.healthMu.Unlock()
+
 	store, err := d.openStore(ctx)
 	if err == nil {
-		if err = d.recordHealth(ctx, store); err == nil {
+		recorded := 0
+		for _, p := range pending {
+			if p.outcome == "" {
+				err = store.Enqueue(ctx, p.item)
+			} else {
+				err = store.RecordDelivered(ctx, p.item, p.at, p.outcome, p.ts, p.reason)
+			}
+			if err != nil {
+				break
+			}
+			recorded++
+		}
+		d.healthMu.Lock()
+		d.unrecorded = d.unrecorded[recorded:]
+		d.healthMu.Unlock()
+		if err == nil {
 			d.deliver(ctx, store)
 			return
 		}
+		pending = pending[recorded:]
 	}
 	d.r.logger.Warn("state store cannot take tenantdrift's health messages: posting them directly", "err", err)
-	for i := range d.unrecorded {
-		p := &d.unrecorded[i]
+	for i, p := range pending {
 		if p.outcome != "" {
 			continue
 		}
-		p.outcome, p.ts, p.reason = d.notifier.postDirect(ctx, p.item)
-		if p.outcome != directSent {
-			d.r.logger.Error("post health message to slack", "kind", p.item.Kind, "outcome", p.outcome, "err", p.reason)
+		outcome, ts, reason := d.notifier.postDirect(ctx, p.item)
+		if outcome != directSent {
+			d.r.logger.Error("post health message to slack", "kind", p.item.Kind, "outcome", outcome, "err", reason)
 		}
+		d.healthMu.Lock()
+		q := &d.unrecorded[i]
+		q.outcome, q.ts, q.reason = outcome, ts, reason
+		d.healthMu.Unlock()
 	}
-}
-
-// recordHealth moves d.unrecorded into store's outbox, in order: posted
-// messages as finished rows, the others as pending items. The caller holds
-// d.healthMu.
-func (d *daemon) recordHealth(ctx context.Context, store *state.Store) error {
-	for len(d.unrecorded) > 0 {
-		p := d.unrecorded[0]
-		var err error
-		if p.outcome == "" {
-			err = store.Enqueue(ctx, p.item)
-		} else {
-			err = store.RecordDelivered(ctx, p.item, p.at, p.outcome, p.ts, p.reason)
-		}
-		if err != nil {
-			return err
-		}
-		d.unrecorded = d.unrecorded[1:]
-	}
-	return nil
 }
 
 // deliverLoop drains the Slack outbox every slackDeliveryInterval while
