@@ -88,6 +88,14 @@ repair:
 	return p
 }
 
+// appendConfig adds a section to the config file cfg.
+func appendConfig(t *testing.T, cfg, section string) {
+	t.Helper()
+	body, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(cfg, append(body, []byte(section)...), 0o600))
+}
+
 // checksum is a digest of every landlord table's rows.
 func checksum(t *testing.T, pool *pgxpool.Pool) string {
 	t.Helper()
@@ -270,9 +278,7 @@ func TestRepairBreaker(t *testing.T) {
 	plaintextLandlord(t, pool, 100, 30) // 30% of tenants in drift
 	cfg := repairConfig(t, "unused", "")
 	slack := newFakeSlack(t)
-	body, err := os.ReadFile(cfg)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(cfg, append(body, []byte(slack.config())...), 0o600))
+	appendConfig(t, cfg, slack.config())
 	env := map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn, "APP_KEY": appKey, "TENANT_DB_PASSWORD": repairPW}
 	before := checksum(t, pool)
 
@@ -290,9 +296,7 @@ func TestRepairBreaker(t *testing.T) {
 
 	// An operator who has checked raises the ratio for one run.
 	cfg = repairConfig(t, "unused", "  breaker_ratio: 0.5\n  max_repairs_per_run: 100\n")
-	body, err = os.ReadFile(cfg)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(cfg, append(body, []byte(slack.config())...), 0o600))
+	appendConfig(t, cfg, slack.config())
 	res = run(t, env, "repair", "--config", cfg, "--apply", "--no-notify")
 	assert.Len(t, slack.requests(), slackEnd, "--no-notify")
 	require.Equal(t, app.ExitOK, res.code, res.stdout+res.stderr)
@@ -359,9 +363,7 @@ func TestRepairAnnouncedInSlack(t *testing.T) {
 	_, user := repairLandlord(t, pool, 30)
 	slack := newFakeSlack(t)
 	cfg := repairConfig(t, user, "")
-	body, err := os.ReadFile(cfg)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(cfg, append(body, []byte(slack.config())...), 0o600))
+	appendConfig(t, cfg, slack.config())
 	env := map[string]string{"TENANTDRIFT_LANDLORD_DSN": dsn, "APP_KEY": appKey, "TENANT_DB_PASSWORD": repairPW}
 
 	res := run(t, env, "repair", "--config", cfg)

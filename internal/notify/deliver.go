@@ -303,17 +303,9 @@ func (d *Deliverer) deliver(ctx context.Context, e state.OutboxEntry) (outcome, 
 	if channel == "" {
 		return d.mark(ctx, log, e, outcomeFailed, "no channel: the item has none and no default is configured", "")
 	}
-	if e.Interrupted && how != opEdit {
-		return d.mark(ctx, log, e, outcomeUncertain,
-			"an earlier delivery was interrupted after it started; the message may have been posted", "")
-	}
-	ok, err := d.outbox.StartDelivery(ctx, e.ID, e.Attempts)
-	if err != nil {
-		return outcomeSkipped, fmt.Errorf("deliver outbox item %d: %w", e.ID, err)
-	}
-	if !ok {
-		log.Info("outbox lease lost, leaving the item to its next claim")
-		return outcomeSkipped, nil
+	// An edit is harmless to repeat; a post is not.
+	if o, ok, err := d.start(ctx, log, e, e.Interrupted && how != opEdit); !ok {
+		return o, err
 	}
 
 	var newTS string
@@ -358,17 +350,8 @@ func (d *Deliverer) deliverWebhook(ctx context.Context, log *slog.Logger, e stat
 	if err != nil {
 		return d.mark(ctx, log, e, outcomeFailed, err.Error(), "")
 	}
-	if e.Interrupted {
-		return d.mark(ctx, log, e, outcomeUncertain,
-			"an earlier delivery was interrupted after it started; the message may have been posted", "")
-	}
-	ok, err := d.outbox.StartDelivery(ctx, e.ID, e.Attempts)
-	if err != nil {
-		return outcomeSkipped, fmt.Errorf("deliver outbox item %d: %w", e.ID, err)
-	}
-	if !ok {
-		log.Info("outbox lease lost, leaving the item to its next claim")
-		return outcomeSkipped, nil
+	if o, ok, err := d.start(ctx, log, e, e.Interrupted); !ok {
+		return o, err
 	}
 	if err := d.client.Webhook(ctx, d.opts.WebhookURL, msg); err != nil {
 		return d.failed(ctx, log, e, err)
@@ -391,6 +374,26 @@ func (d *Deliverer) failed(ctx context.Context, log *slog.Logger, e state.Outbox
 		return d.mark(ctx, log, e, outcomeRetry, err.Error(), "")
 	}
 	return d.mark(ctx, log, e, outcomeFailed, err.Error(), "")
+}
+
+// start records that e's request is about to be made and reports whether
+// to make it: not when an earlier attempt may have posted it already
+// (mayHavePosted: marked uncertain), nor when the lease was lost.
+func (d *Deliverer) start(ctx context.Context, log *slog.Logger, e state.OutboxEntry, mayHavePosted bool) (outcome, bool, error) {
+	if mayHavePosted {
+		o, err := d.mark(ctx, log, e, outcomeUncertain,
+			"an earlier delivery was interrupted after it started; the message may have been posted", "")
+		return o, false, err
+	}
+	ok, err := d.outbox.StartDelivery(ctx, e.ID, e.Attempts)
+	if err != nil {
+		return outcomeSkipped, false, fmt.Errorf("deliver outbox item %d: %w", e.ID, err)
+	}
+	if !ok {
+		log.Info("outbox lease lost, leaving the item to its next claim")
+		return outcomeSkipped, false, nil
+	}
+	return 0, true, nil
 }
 
 func retryable(reason string) bool {
