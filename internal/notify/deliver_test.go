@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -31,10 +32,21 @@ type daemon struct {
 
 func start(t *testing.T, pool *pgxpool.Pool, f *fakeSlack, clock *fakeClock) daemon {
 	t.Helper()
+	d, _ := startWith(t, pool, f, clock, DelivererOptions{Channel: "CDEFAULT"})
+	return d
+}
+
+// startWith is start with the deliverer's options and delivery metrics of
+// its own, which it returns.
+func startWith(t *testing.T, pool *pgxpool.Pool, f *fakeSlack, clock *fakeClock, opts DelivererOptions) (daemon, *Metrics) {
+	t.Helper()
 	s, err := state.Open(t.Context(), pool, "", clock.Now)
 	require.NoError(t, err)
+	m, err := NewMetrics(prometheus.NewRegistry())
+	require.NoError(t, err)
 	c := newClient(f, clock, nil, Options{MaxAttempts: 1, ChannelInterval: -1})
-	return daemon{store: s, d: NewDeliverer(c, s, DelivererOptions{Channel: "CDEFAULT", Now: clock.Now})}
+	opts.Now, opts.Metrics = clock.Now, m
+	return daemon{store: s, d: NewDeliverer(c, s, opts)}, m
 }
 
 // plan is a minimal policy: one message per run with new findings, in

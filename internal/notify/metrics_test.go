@@ -36,12 +36,8 @@ func TestDeliveryMetrics(t *testing.T) {
 	pool := pgtest.NewPool(t)
 	clock := &fakeClock{now: t0}
 	f := newFakeSlack(t, clock)
-	s, err := state.Open(t.Context(), pool, "", clock.Now)
-	require.NoError(t, err)
-	m, err := NewMetrics(prometheus.NewRegistry())
-	require.NoError(t, err)
-	c := newClient(f, clock, nil, Options{MaxAttempts: 1, ChannelInterval: -1})
-	dm := daemon{store: s, d: NewDeliverer(c, s, DelivererOptions{Channel: "CDEFAULT", Now: clock.Now, Metrics: m})}
+	dm, m := startWith(t, pool, f, clock, DelivererOptions{Channel: "CDEFAULT"})
+	s := dm.store
 	count := func(result string) float64 {
 		return testutil.ToFloat64(m.notifications.WithLabelValues(state.KindNewFindings, result))
 	}
@@ -78,12 +74,8 @@ func TestDeliveryMetricsWebhookEdit(t *testing.T) {
 	pool := pgtest.NewPool(t)
 	clock := &fakeClock{now: t0}
 	f := newFakeSlack(t, clock)
-	s, err := state.Open(t.Context(), pool, "", clock.Now)
-	require.NoError(t, err)
-	m, err := NewMetrics(prometheus.NewRegistry())
-	require.NoError(t, err)
-	c := newClient(f, clock, nil, Options{MaxAttempts: 1, ChannelInterval: -1})
-	dm := daemon{store: s, d: NewDeliverer(c, s, DelivererOptions{WebhookURL: f.URL + canaryHook, Now: clock.Now, Metrics: m})}
+	dm, m := startWith(t, pool, f, clock, DelivererOptions{WebhookURL: f.URL + canaryHook})
+	s := dm.store
 
 	resolved := t0.Add(time.Hour)
 	fs := []PayloadFinding{{Fingerprint: "fp", TenantSlug: "acme", FirstSeen: t0, ResolvedAt: &resolved}}

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -264,12 +263,8 @@ func TestDeliverResolvedOriginalUnknown(t *testing.T) {
 	pool := pgtest.NewPool(t)
 	clock := &fakeClock{now: t0}
 	f := newFakeSlack(t, clock)
-	s, err := state.Open(t.Context(), pool, "", clock.Now)
-	require.NoError(t, err)
-	m, err := NewMetrics(prometheus.NewRegistry())
-	require.NoError(t, err)
-	c := newClient(f, clock, nil, Options{MaxAttempts: 1, ChannelInterval: -1})
-	dm := daemon{store: s, d: NewDeliverer(c, s, DelivererOptions{Channel: "CDEFAULT", Now: clock.Now, Metrics: m})}
+	dm, m := startWith(t, pool, f, clock, DelivererOptions{Channel: "CDEFAULT"})
+	s := dm.store
 	opts := PolicyOptions{Channels: map[string]string{"critical": "C1"}}
 
 	// The announcement fails for good: no thread is saved.
