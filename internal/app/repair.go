@@ -268,8 +268,8 @@ func leadFor(ctx context.Context, pool *pgxpool.Pool) (release func(), err error
 	if err != nil {
 		return nil, fmt.Errorf("take the leader lock: %w", err)
 	}
-	var got bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", leader.Key).Scan(&got); err != nil {
+	got, err := leader.TryLock(ctx, conn)
+	if err != nil {
 		conn.Release()
 		return nil, fmt.Errorf("take the leader lock: %w", err)
 	}

@@ -122,9 +122,8 @@ func (e *Elector) attempt(ctx context.Context, t *time.Ticker) {
 		return
 	}
 	defer conn.Close(context.WithoutCancel(ctx)) // ends the session, which releases the lock
-	var got bool
 	qctx, cancel := context.WithTimeout(ctx, e.timeout)
-	err = conn.QueryRow(qctx, "SELECT pg_try_advisory_lock($1)", Key).Scan(&got)
+	got, err := TryLock(qctx, conn)
 	cancel()
 	if err != nil {
 		e.setErr(err)
@@ -168,4 +167,19 @@ func (e *Elector) attempt(ctx context.Context, t *time.Ticker) {
 			return
 		}
 	}
+}
+
+// Locker runs a query on one session; *pgx.Conn and *pgxpool.Conn are.
+type Locker interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// TryLock takes the leader lock on conn's session if no one holds it, and
+// reports whether it did. The session holds it until it ends or calls
+// pg_advisory_unlock(Key): something that must not run beside a leader
+// (repair --apply) takes it for as long as it runs.
+func TryLock(ctx context.Context, conn Locker) (bool, error) {
+	var got bool
+	err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", Key).Scan(&got)
+	return got, err
 }
